@@ -1,0 +1,56 @@
+"""SACM -> dropout -> norm -> nonlin, the unit from which MSConvBridge and MSADecoder are built.
+
+With ``SACMConfig(enabled=False)`` the SACM is replaced by a static ``conv_op`` of the planned kernel size, which
+makes the block identical to dynamic_network_architectures' ``ConvDropoutNormReLU`` (the "noSACM" ablation).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Type, Union
+
+import torch
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+from nnunet_msa.blocks.sacm import SACM, SACMConfig, as_per_axis, conv_dim
+
+
+class AdaptiveConvNormAct(nn.Module):
+    """(B, C_in, *S) -> (B, C_out, *S): SACM (or a static conv) -> dropout -> norm -> nonlin, stride 1."""
+
+    def __init__(
+        self,
+        conv_op: Type[_ConvNd],
+        input_channels: int,
+        output_channels: int,
+        kernel_size: Union[int, Sequence[int]],
+        sacm: SACMConfig = SACMConfig(),
+        conv_bias: bool = False,
+        norm_op: Optional[Type[nn.Module]] = None,
+        norm_op_kwargs: Optional[dict] = None,
+        dropout_op: Optional[Type[nn.Module]] = None,
+        dropout_op_kwargs: Optional[dict] = None,
+        nonlin: Optional[Type[nn.Module]] = None,
+        nonlin_kwargs: Optional[dict] = None,
+    ) -> None:
+        super().__init__()
+        dim = conv_dim(conv_op)
+        kernel_size = as_per_axis(kernel_size, dim, "kernel_size")
+        self.output_channels = output_channels
+        if sacm.enabled:
+            self.conv: nn.Module = SACM(conv_op, input_channels, output_channels, kernel_size, sacm.num_candidates,
+                                        sacm.realization, sacm.reduction, bias=conv_bias)
+        else:
+            self.conv = conv_op(input_channels, output_channels, kernel_size, 1,
+                                padding=[(k - 1) // 2 for k in kernel_size], bias=conv_bias)
+        self.dropout = dropout_op(**(dropout_op_kwargs or {})) if dropout_op is not None else nn.Identity()
+        self.norm = norm_op(output_channels, **(norm_op_kwargs or {})) if norm_op is not None else nn.Identity()
+        self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nonlin(self.norm(self.dropout(self.conv(x))))
+
+    def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
+        if isinstance(self.conv, SACM):
+            return self.conv.compute_conv_feature_map_size(input_size)
+        return int(self.output_channels * math.prod(int(s) for s in input_size))

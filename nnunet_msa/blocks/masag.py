@@ -1,0 +1,102 @@
+"""MASAG: multi-scale adaptive spatial attention gate (MSA2-Net with MASAG, Sec. 3.3, equations 1-6).
+
+Inputs X (the encoder skip, after the bridge) and G (the upsampled decoder feature), both (B, C, *S):
+
+    eq. 1  U   = norm( Conv1x1(DWD(DW(X))) + Conv1x1([mean_c G; max_c G]) )     (local + global context)
+    eq. 2-3 SW = softmax_2(Conv1x1(U));  X' = SW_1·X + X;  G' = SW_2·G + G      (spatial selection)
+    eq. 4-5 X'' = X'·σ(G');  G'' = G'·σ(X');  U' = X''·G''                      (interaction, cross-modulation)
+    eq. 6  out = norm( Conv1x1( σ(norm(Conv1x1(U'))) · X ) )                    (recalibration of the original X)
+
+DW is a depthwise conv of the planned kernel, DWD a depthwise conv of the planned kernel at dilation 2 (both ->
+norm -> nonlin). The norms around eq. 1 and 6 follow the authors' code, with the plans' norm. The attention path
+(eq. 2-6 up to the sigmoid) runs in float32 so that autocast's float16 cannot overflow X''·G''.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Type, Union
+
+import torch
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+from nnunet_msa.blocks.sacm import as_per_axis, conv_dim
+
+
+def _norm(norm_op: Optional[Type[nn.Module]], channels: int, kwargs: Optional[dict]) -> nn.Module:
+    return norm_op(channels, **(kwargs or {})) if norm_op is not None else nn.Identity()
+
+
+def _act(nonlin: Optional[Type[nn.Module]], kwargs: Optional[dict]) -> nn.Module:
+    return nonlin(**(kwargs or {})) if nonlin is not None else nn.Identity()
+
+
+class MASAG(nn.Module):
+    """(X: (B, C, *S), G: (B, C, *S)) -> (B, C, *S), the recalibrated skip."""
+
+    def __init__(
+        self,
+        conv_op: Type[_ConvNd],
+        channels: int,
+        kernel_size: Union[int, Sequence[int]] = 3,
+        norm_op: Optional[Type[nn.Module]] = None,
+        norm_op_kwargs: Optional[dict] = None,
+        nonlin: Optional[Type[nn.Module]] = None,
+        nonlin_kwargs: Optional[dict] = None,
+        conv_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        dim = conv_dim(conv_op)
+        k = as_per_axis(kernel_size, dim, "kernel_size")
+        C = channels
+        self.channels = C
+        self.observe = False
+        self.last_attention: Optional[torch.Tensor] = None
+        # eq. 1, local context: DW -> norm -> nonlin, DWD (dilation 2) -> norm -> nonlin, Conv1x1
+        self.dw = nn.Sequential(
+            conv_op(C, C, k, padding=[(i - 1) // 2 for i in k], groups=C, bias=conv_bias),
+            _norm(norm_op, C, norm_op_kwargs), _act(nonlin, nonlin_kwargs))
+        self.dwd = nn.Sequential(
+            conv_op(C, C, k, padding=[i - 1 for i in k], dilation=[2 if i > 1 else 1 for i in k], groups=C,
+                    bias=conv_bias),
+            _norm(norm_op, C, norm_op_kwargs), _act(nonlin, nonlin_kwargs))
+        self.local_proj = conv_op(C, C, 1, bias=conv_bias)
+        # eq. 1, global context: Conv1x1 over [channel mean; channel max] of G, 2 -> 1, broadcast over channels
+        self.global_proj = conv_op(2, 1, 1, bias=True)
+        self.fuse_norm = _norm(norm_op, C, norm_op_kwargs)
+        # eq. 2, spatial selection: C -> 2 weights, softmax over the two
+        self.select = conv_op(C, 2, 1, bias=True)
+        # eq. 6, recalibration
+        self.recal_proj = conv_op(C, C, 1, bias=conv_bias)
+        self.recal_norm = _norm(norm_op, C, norm_op_kwargs)
+        self.out_proj = conv_op(C, C, 1, bias=conv_bias)
+        self.out_norm = _norm(norm_op, C, norm_op_kwargs)
+
+    def context(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Eq. 1: U = norm(local(X) + global(G)), (B, C, *S)."""
+        local = self.local_proj(self.dwd(self.dw(x)))
+        pooled = torch.cat([g.mean(dim=1, keepdim=True), g.amax(dim=1, keepdim=True)], dim=1)
+        return self.fuse_norm(local + self.global_proj(pooled))
+
+    def attention_map(self, x: torch.Tensor, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Eq. 2-6 up to the sigmoid: σ(norm(Conv1x1(U'))), (B, C, *S), float32 in [0, 1]."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x, g, u = x.float(), g.float(), u.float()
+            sw = torch.softmax(self.select(u), dim=1)  # eq. 2, (B, 2, *S)
+            x1 = sw[:, 0:1] * x + x  # eq. 3
+            g1 = sw[:, 1:2] * g + g
+            u1 = (x1 * torch.sigmoid(g1)) * (g1 * torch.sigmoid(x1))  # eq. 4-5: X''·G''
+            return torch.sigmoid(self.recal_norm(self.recal_proj(u1)))  # eq. 6, inner part
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        if x.shape != g.shape:
+            raise ValueError(f"MASAG needs the skip X and the decoder feature G of the same shape, got "
+                             f"{tuple(x.shape)} and {tuple(g.shape)}.")
+        att = self.attention_map(x, g, self.context(x, g))
+        if self.observe:
+            self.last_attention = att.mean(dim=1, keepdim=True).detach()
+        return self.out_norm(self.out_proj(att.to(x.dtype) * x))  # eq. 6
+
+    def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
+        """About eleven C-channel maps kept for backward (DW, DWD, local, U, X', G', X'', G'', U', att, out)."""
+        return int(11 * self.channels * math.prod(int(s) for s in input_size))

@@ -1,0 +1,5 @@
+"""The MSA2 network: nnU-Net's planned encoder + MSConvBridge + MASAG + MSADecoder."""
+from nnunet_msa.network.msa2_unet import MSA2UNet
+from nnunet_msa.network.msa_decoder import MSADecoder
+
+__all__ = ["MSA2UNet", "MSADecoder"]

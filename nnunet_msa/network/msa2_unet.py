@@ -1,0 +1,129 @@
+"""MSA2UNet: nnU-Net's planned encoder (``PlainConvEncoder`` or ``ResidualEncoder``, reused as they are) with
+MSConvBridge on the skips, MASAG gates and the SACM-based MSADecoder.
+
+It takes the plans' ``arch_kwargs`` of ``PlainConvUNet`` or ``ResidualEncoderUNet`` unchanged, plus the MSA2
+options, so it can also be named directly as ``network_class_name`` in a plans file
+(``nnunet_msa.network.msa2_unet.MSA2UNet``) and built by nnU-Net's ``get_network_from_plans``.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Type, Union
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+from dynamic_network_architectures.building_blocks.plain_conv_encoder import PlainConvEncoder
+from dynamic_network_architectures.building_blocks.residual import BasicBlockD, BottleneckD
+from dynamic_network_architectures.building_blocks.residual_encoders import ResidualEncoder
+from dynamic_network_architectures.initialization.weight_init import InitWeights_He, init_last_bn_before_add_to_0
+
+from nnunet_msa.blocks.sacm import SACMConfig, conv_dim
+from nnunet_msa.network.msa_decoder import MSADecoder
+
+ENCODERS = ("plain", "residual")
+
+
+class MSA2UNet(nn.Module):
+    """(B, input_channels, *patch) -> logits (B, num_classes, *patch), or the deep-supervision list.
+
+    Encoder arguments are those of dynamic_network_architectures' ``PlainConvUNet`` (``n_conv_per_stage``) and
+    ``ResidualEncoderUNet`` (``n_blocks_per_stage``, ``block``, ``bottleneck_channels``, ``stem_channels``);
+    ``encoder`` picks one and defaults to "residual" when ``n_blocks_per_stage`` is given.
+
+    MSA2 options: ``use_bridge``, ``use_masag``, ``use_sacm`` (False: static convs of the planned size),
+    ``n_bridge`` (blocks per bridge), ``sacm_candidates`` (K), ``sacm_realization``, ``sacm_reduction`` (r).
+    """
+
+    def __init__(
+        self,
+        input_channels: int,
+        n_stages: int,
+        features_per_stage: Union[int, Sequence[int]],
+        conv_op: Type[_ConvNd],
+        kernel_sizes: Union[int, Sequence],
+        strides: Union[int, Sequence],
+        num_classes: int,
+        n_conv_per_stage_decoder: Union[int, Sequence[int]],
+        n_conv_per_stage: Union[None, int, Sequence[int]] = None,
+        n_blocks_per_stage: Union[None, int, Sequence[int]] = None,
+        conv_bias: bool = False,
+        norm_op: Optional[Type[nn.Module]] = None,
+        norm_op_kwargs: Optional[dict] = None,
+        dropout_op: Optional[Type[nn.Module]] = None,
+        dropout_op_kwargs: Optional[dict] = None,
+        nonlin: Optional[Type[nn.Module]] = None,
+        nonlin_kwargs: Optional[dict] = None,
+        deep_supervision: bool = False,
+        nonlin_first: bool = False,
+        block: Union[Type[BasicBlockD], Type[BottleneckD]] = BasicBlockD,
+        bottleneck_channels: Union[None, int, Sequence[int]] = None,
+        stem_channels: Optional[int] = None,
+        encoder: Optional[str] = None,
+        use_bridge: bool = True,
+        use_masag: bool = True,
+        use_sacm: bool = True,
+        n_bridge: int = 2,
+        sacm_candidates: int = 3,
+        sacm_realization: str = "dilated",
+        sacm_reduction: int = 4,
+    ) -> None:
+        super().__init__()
+        encoder = encoder or ("residual" if n_blocks_per_stage is not None else "plain")
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}.")
+        if isinstance(features_per_stage, int):
+            features_per_stage = [features_per_stage] * n_stages
+        if n_stages < 2:
+            raise ValueError(f"MSA2UNet needs at least 2 stages (one skip), the plans give n_stages={n_stages}.")
+        if len(features_per_stage) != n_stages:
+            raise ValueError(f"features_per_stage has {len(features_per_stage)} entries for n_stages={n_stages}.")
+        self.input_channels = input_channels
+        self.num_classes = num_classes
+        self.conv_op = conv_op
+        self.sacm_config = SACMConfig(use_sacm, sacm_candidates, sacm_realization, sacm_reduction)
+        common = dict(conv_bias=conv_bias, norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, dropout_op=dropout_op,
+                      dropout_op_kwargs=dropout_op_kwargs, nonlin=nonlin, nonlin_kwargs=nonlin_kwargs,
+                      return_skips=True)
+        if encoder == "plain":
+            if n_conv_per_stage is None:
+                raise ValueError("a plain encoder needs n_conv_per_stage (PlainConvUNet plans); ResEnc plans give "
+                                 "n_blocks_per_stage instead.")
+            self.encoder = PlainConvEncoder(input_channels, n_stages, features_per_stage, conv_op, kernel_sizes,
+                                            strides, n_conv_per_stage, nonlin_first=nonlin_first, **common)
+        else:
+            if n_blocks_per_stage is None:
+                raise ValueError("a residual encoder needs n_blocks_per_stage (ResidualEncoderUNet plans).")
+            self.encoder = ResidualEncoder(input_channels, n_stages, features_per_stage, conv_op, kernel_sizes,
+                                           strides, n_blocks_per_stage, block=block,
+                                           bottleneck_channels=bottleneck_channels, stem_channels=stem_channels,
+                                           **common)
+        self.encoder_type = encoder
+        self.decoder = MSADecoder(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
+                                  self.sacm_config, use_bridge, use_masag, n_bridge)
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
+        dim = conv_dim(self.conv_op)
+        if x.dim() != dim + 2:
+            hint = ("a 2d configuration takes slices (B, C, X, Y)" if dim == 2
+                    else "a 3d configuration takes patches (B, C, X, Y, Z)")
+            raise ValueError(f"MSA2UNet was built for {dim}D input, got a tensor of shape {tuple(x.shape)}: {hint}. "
+                             f"Use the configuration the model was trained with.")
+        if x.shape[1] != self.input_channels:
+            raise ValueError(f"MSA2UNet was built for {self.input_channels} input channel(s) (from the plans and "
+                             f"dataset.json), got {x.shape[1]}. Give the same channels (modalities) as in training.")
+        return self.decoder(self.encoder(x))
+
+    def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
+        """nnU-Net's memory proxy: feature-map elements for one sample of spatial ``input_size``."""
+        if len(input_size) != conv_dim(self.conv_op):
+            raise ValueError("give the spatial size only, e.g. (x, y, z), not (b, c, x, y, z)")
+        return int(self.encoder.compute_conv_feature_map_size(input_size)
+                   + self.decoder.compute_conv_feature_map_size(input_size))
+
+    @staticmethod
+    def initialize(module: nn.Module) -> None:
+        """nnU-Net's init: He (neg. slope 1e-2) for convs, zero last norm of residual blocks."""
+        InitWeights_He(1e-2)(module)
+        init_last_bn_before_add_to_0(module)

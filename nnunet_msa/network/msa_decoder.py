@@ -1,0 +1,146 @@
+"""MSADecoder (MSA2-Net with SACM in nnU-Net, Sec. "MSADecoder"), on nnU-Net's encoders.
+
+Per decoder stage, lowest resolution first, as dynamic_network_architectures' ``UNetDecoder``:
+
+    up = TransposedConv(h_below)                      (to the skip's channels and size)
+    s  = MASAG(bridge(skip), up)                      (bridge and MASAG can each be switched off)
+    h  = blocks(concat(up, s))                        (SACM -> norm -> nonlin; first 2C -> C, later residual)
+    seg = Conv1x1(h)                                  (a head per stage, always built)
+
+With ``deep_supervision`` the forward returns n_stages - 1 outputs, highest resolution first (what nnU-Net's deep
+supervision loss zips with its targets), otherwise the full-resolution output only.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from dynamic_network_architectures.building_blocks.helper import get_matching_convtransp
+from dynamic_network_architectures.building_blocks.plain_conv_encoder import PlainConvEncoder
+from dynamic_network_architectures.building_blocks.residual_encoders import ResidualEncoder
+
+from nnunet_msa.blocks.adaptive_conv_block import AdaptiveConvNormAct
+from nnunet_msa.blocks.masag import MASAG
+from nnunet_msa.blocks.ms_conv_bridge import MSConvBridge
+from nnunet_msa.blocks.sacm import SACMConfig, as_per_axis, conv_dim
+
+
+class MSADecoderStage(nn.Module):
+    """(concat(up, s): (B, 2C, *S)) -> (B, C, *S): a 2C -> C block, then residual C -> C blocks."""
+
+    def __init__(self, n_blocks: int, make_block) -> None:
+        super().__init__()
+        if n_blocks < 1:
+            raise ValueError(f"every decoder stage needs at least one conv, got n_conv_per_stage_decoder={n_blocks}")
+        self.blocks = nn.ModuleList([make_block(first=i == 0) for i in range(n_blocks)])
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.blocks[0](h)
+        for block in self.blocks[1:]:
+            h = h + block(h)
+        return h
+
+    def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
+        return int(sum(b.compute_conv_feature_map_size(input_size) for b in self.blocks))
+
+
+class MSADecoder(nn.Module):
+    """Decoder over the skips of a ``PlainConvEncoder`` or ``ResidualEncoder`` (bottleneck last)."""
+
+    def __init__(
+        self,
+        encoder: Union[PlainConvEncoder, ResidualEncoder],
+        num_classes: int,
+        n_conv_per_stage: Union[int, Sequence[int]],
+        deep_supervision: bool,
+        sacm: SACMConfig = SACMConfig(),
+        use_bridge: bool = True,
+        use_masag: bool = True,
+        n_bridge: int = 2,
+    ) -> None:
+        super().__init__()
+        self.deep_supervision = deep_supervision
+        self.encoder = encoder
+        self.num_classes = num_classes
+        n_enc = len(encoder.output_channels)
+        if isinstance(n_conv_per_stage, int):
+            n_conv_per_stage = [n_conv_per_stage] * (n_enc - 1)
+        if len(n_conv_per_stage) != n_enc - 1:
+            raise ValueError(f"n_conv_per_stage_decoder needs {n_enc - 1} entries (encoder stages - 1), got "
+                             f"{list(n_conv_per_stage)}.")
+        conv_op = encoder.conv_op
+        dim = conv_dim(conv_op)
+        transpconv_op = get_matching_convtransp(conv_op=conv_op)
+        norm = dict(norm_op=encoder.norm_op, norm_op_kwargs=encoder.norm_op_kwargs)
+        act = dict(nonlin=encoder.nonlin, nonlin_kwargs=encoder.nonlin_kwargs)
+        kernels = [as_per_axis(k, dim, "kernel_sizes") for k in encoder.kernel_sizes]
+        strides = [as_per_axis(s, dim, "strides") for s in encoder.strides]
+        self.use_bridge, self.use_masag = use_bridge, use_masag
+
+        transpconvs, bridges, gates, stages, seg_layers = [], [], [], [], []
+        for s in range(1, n_enc):
+            c_below, c_skip = encoder.output_channels[-s], encoder.output_channels[-(s + 1)]
+            kernel = kernels[-(s + 1)]
+            transpconvs.append(transpconv_op(c_below, c_skip, strides[-s], strides[-s], bias=encoder.conv_bias))
+            bridges.append(MSConvBridge(conv_op, c_skip, kernel, n_bridge, sacm, encoder.conv_bias, **norm, **act)
+                           if use_bridge else nn.Identity())
+            gates.append(MASAG(conv_op, c_skip, kernel, **norm, **act, conv_bias=True) if use_masag else None)
+
+            def make_block(first: bool, c=c_skip, k=kernel) -> AdaptiveConvNormAct:
+                return AdaptiveConvNormAct(conv_op, 2 * c if first else c, c, k, sacm, encoder.conv_bias, **norm,
+                                           dropout_op=encoder.dropout_op, dropout_op_kwargs=encoder.dropout_op_kwargs,
+                                           **act)
+
+            stages.append(MSADecoderStage(n_conv_per_stage[s - 1], make_block))
+            seg_layers.append(conv_op(c_skip, num_classes, 1, 1, 0, bias=True))
+        self.transpconvs = nn.ModuleList(transpconvs)
+        self.bridges = nn.ModuleList(bridges)
+        self.gates = nn.ModuleList(gates) if use_masag else None
+        self.stages = nn.ModuleList(stages)
+        self.seg_layers = nn.ModuleList(seg_layers)
+
+    def forward(self, skips: List[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:
+        """skips: encoder outputs, bottleneck last. Returns the logits (B, num_classes, *S) or, with deep
+        supervision, the list of n_stages - 1 logits, highest resolution first."""
+        h = skips[-1]
+        seg_outputs = []
+        n = len(self.stages)
+        for s in range(n):
+            up = self.transpconvs[s](h)
+            skip = self.bridges[s](skips[-(s + 2)])
+            if self.gates is not None:
+                skip = self.gates[s](skip, up)
+            h = self.stages[s](torch.cat((up, skip), dim=1))
+            if self.deep_supervision:
+                seg_outputs.append(self.seg_layers[s](h))
+            elif s == n - 1:
+                seg_outputs.append(self.seg_layers[-1](h))
+        seg_outputs = seg_outputs[::-1]
+        return seg_outputs if self.deep_supervision else seg_outputs[0]
+
+    def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
+        """Feature-map elements of the decoder for an encoder input of ``input_size`` (nnU-Net's planner unit)."""
+        skip_sizes = []
+        size = list(input_size)
+        for stride in self.encoder.strides[:-1]:
+            stride = as_per_axis(stride, len(size), "strides")
+            size = [i // j for i, j in zip(size, stride)]
+            skip_sizes.append(size)
+        out = np.int64(0)
+        n = len(self.stages)
+        for s in range(n):
+            sz = skip_sizes[-(s + 1)]
+            c = self.encoder.output_channels[-(s + 2)]
+            out += self.stages[s].compute_conv_feature_map_size(sz)
+            out += 2 * c * math.prod(sz)  # transposed conv output and the concatenation
+            if self.use_bridge:
+                out += self.bridges[s].compute_conv_feature_map_size(sz)
+            if self.gates is not None:
+                out += self.gates[s].compute_conv_feature_map_size(sz)
+            if self.deep_supervision or s == n - 1:
+                out += self.num_classes * math.prod(sz)
+        return int(out)

@@ -1,0 +1,42 @@
+"""Short-budget trainers for CPU demos, tests and benchmarks: nnU-Net's default trainer and MSA2 on the same
+budget, read from the environment so the real ``nnUNetv2_train`` command can run them:
+
+    nnUNetMSA_epochs (default 1), nnUNetMSA_iterations (iterations per epoch, default 2),
+    nnUNetMSA_val_iterations (default 1).
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value.strip() else default
+    except ValueError as e:
+        raise ValueError(f"{name}={value!r} must be a whole number") from e
+
+
+class _BudgetMixin:
+    """Sets epochs and iterations from the environment after nnU-Net's ``__init__``."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = _env_int("nnUNetMSA_epochs", 1)
+        self.num_iterations_per_epoch = _env_int("nnUNetMSA_iterations", 2)
+        self.num_val_iterations_per_epoch = _env_int("nnUNetMSA_val_iterations", 1)
+
+
+class nnUNetTrainer_budget(_BudgetMixin, nnUNetTrainer):
+    """nnU-Net's default trainer on the environment's budget (the baseline of demos and benchmarks)."""
+
+
+class nnUNetTrainerMSA2_budget(_BudgetMixin, nnUNetTrainerMSA2):
+    """nnUNetTrainerMSA2 on the environment's budget."""

@@ -1,0 +1,51 @@
+"""nnUNetTrainerMSA2: nnU-Net's trainer with the MSA2 network on the planned encoder and SACM temperature
+annealing. Everything else (data, augmentation, loss, deep supervision, validation, checkpoints) is nnU-Net's."""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict
+
+from torch import nn
+
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+
+from nnunet_msa.training.network_from_plans import build_msa2_network
+from nnunet_msa.training.temperature import annealed_temperature, set_sacm_temperature
+
+
+class nnUNetTrainerMSA2(nnUNetTrainer):
+    """``nnUNetv2_train DATASET CONFIG FOLD -tr nnUNetTrainerMSA2``.
+
+    Class attributes (subclasses change these, never ``__init__`` arguments: nnU-Net constructs trainers with fixed
+    arguments and the predictor only calls ``build_network_architecture`` on the class):
+        msa2_options: ``MSA2UNet`` options overriding the plans' (e.g. ``{"use_bridge": False}``).
+        tau0, anneal_fraction: SACM temperature from tau0 to 1 over that fraction of all iterations.
+        anneal_temperature: False keeps τ = 1 throughout.
+    """
+
+    msa2_options: ClassVar[Dict[str, Any]] = {}
+    tau0: ClassVar[float] = 30.0
+    anneal_fraction: ClassVar[float] = 0.1
+    anneal_temperature: ClassVar[bool] = True
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                                   num_input_channels: int, num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        return build_msa2_network(configuration_manager, num_input_channels, num_output_channels,
+                                  enable_deep_supervision, **cls.msa2_options)
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self._msa2_step_in_epoch = 0
+
+    def train_step(self, batch: dict) -> dict:
+        step = getattr(self, "_msa2_step_in_epoch", 0)
+        iteration = self.current_epoch * self.num_iterations_per_epoch + step
+        tau = (annealed_temperature(iteration, self.num_epochs, self.num_iterations_per_epoch, self.tau0,
+                                    self.anneal_fraction) if self.anneal_temperature else 1.0)
+        set_sacm_temperature(self.network, tau)
+        if step == 0:
+            self.print_to_log_file(f"SACM temperature: {tau:.3f}")
+        self._msa2_step_in_epoch = step + 1
+        return super().train_step(batch)
