@@ -81,7 +81,8 @@ class MASAG(nn.Module):
     def attention_map(self, x: torch.Tensor, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Eq. 2-6 up to the sigmoid: σ(norm(Conv1x1(U'))), (B, C, *S), float32 in [0, 1]."""
         with torch.autocast(device_type=x.device.type, enabled=False):
-            x, g, u = x.float(), g.float(), u.float()
+            wide = torch.promote_types(x.dtype, torch.float32)
+            x, g, u = x.to(wide), g.to(wide), u.to(wide)
             sw = torch.softmax(self.select(u), dim=1)  # eq. 2, (B, 2, *S)
             x1 = sw[:, 0:1] * x + x  # eq. 3
             g1 = sw[:, 1:2] * g + g

@@ -180,11 +180,12 @@ class SACM(nn.Module):
                 for j in range(1, self.num_candidates + 1)]
 
     def fingerprint(self, responses: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Per-channel spatial mean and population std of each response: (B, 2·K·C_k), float32."""
+        """Per-channel spatial mean and population std of each response: (B, 2·K·C_k), float32 (or wider)."""
         dims = tuple(range(2, 2 + self.dim))
         stats = []
         for r in responses:
-            var, mean = torch.var_mean(r.float(), dim=dims, correction=0)
+            r = r.to(torch.promote_types(r.dtype, torch.float32))
+            var, mean = torch.var_mean(r, dim=dims, correction=0)
             stats += [mean, torch.sqrt(var + self.eps)]
         return torch.cat(stats, dim=1)
 
@@ -192,8 +193,8 @@ class SACM(nn.Module):
         """π = softmax(MLP(fingerprint) / τ) over the K candidates: (B, K), float32, rows sum to 1."""
         fp = self.fingerprint(responses)
         with torch.autocast(device_type=fp.device.type, enabled=False):
-            logits = self.gate(fp)
-            pi = torch.softmax(logits / self.temperature.float(), dim=1)
+            logits = self.gate(fp.to(self.gate[0].weight.dtype))
+            pi = torch.softmax(logits / self.temperature.to(logits.dtype), dim=1)
         if self.observe:
             self.last_pi = pi.detach()
         return pi

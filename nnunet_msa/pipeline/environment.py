@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Dict, Optional
 
 from nnunet_msa.cli.trainers_path import trainer_env
@@ -9,14 +10,18 @@ from nnunet_msa.cli.trainers_path import trainer_env
 
 def nnunet_env(workspace: str, epochs: Optional[int] = None, iterations: Optional[int] = None,
                val_iterations: Optional[int] = None, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """``os.environ`` plus nnUNet_raw/preprocessed/results under ``workspace``, ``nnUNet_extTrainer`` for our
+    """``os.environ`` plus this interpreter's script folder first on PATH, nnUNet_raw/preprocessed/results under ``workspace``, ``nnUNet_extTrainer`` for our
     trainers, and the ``*_budget`` trainers' budget (``nnUNetMSA_epochs`` etc.) when given."""
     env = trainer_env()
+    bin_dir = os.path.dirname(os.path.abspath(sys.executable))  # the nnUNetv2_* scripts of this environment
+    if bin_dir not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     for var, sub in (("nnUNet_raw", "nnUNet_raw"), ("nnUNet_preprocessed", "nnUNet_preprocessed"),
                      ("nnUNet_results", "nnUNet_results")):
         env[var] = os.path.join(os.path.abspath(workspace), sub)
         os.makedirs(env[var], exist_ok=True)
-    env.setdefault("nnUNet_n_proc_DA", "0")  # single-threaded augmentation: no worker start-up on small budgets
+    # one augmentation worker: nnU-Net's planner calls torch.set_num_threads(nnUNet_n_proc_DA), so 0 breaks planning
+    env.setdefault("nnUNet_n_proc_DA", "1")
     env.setdefault("nnUNet_compile", "f")
     for name, value in (("nnUNetMSA_epochs", epochs), ("nnUNetMSA_iterations", iterations),
                         ("nnUNetMSA_val_iterations", val_iterations)):

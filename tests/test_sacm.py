@@ -1,0 +1,164 @@
+"""SACM math: both forms against a naive per-sample loop, π, τ, shapes, gradients, batch size 1, real data."""
+from __future__ import annotations
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nnunet_msa.blocks.sacm import REALIZATIONS, SACM
+
+CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+FN = {2: F.conv2d, 3: F.conv3d}
+
+
+def naive_sacm(m: SACM, x: torch.Tensor) -> torch.Tensor:
+    """Reference written from the spec's definitions, one sample and one candidate at a time, float64."""
+    dim, K = m.dim, m.num_candidates
+    outs = []
+    for b in range(x.shape[0]):
+        xb = x[b:b + 1].double()
+        responses = []
+        for j in range(1, K + 1):
+            w = (m.weights[0] if m.realization == "shared" else m.weights[j - 1]).double()
+            if m.realization == "dense":
+                dil = [1] * dim
+                pad = [(s - 1) // 2 for s in w.shape[2:]]
+            else:  # dilated, shared, separable: k taps at dilation j on axes with kernel > 1
+                dil = [j if k > 1 else 1 for k in m.kernel_size]
+                pad = [j * (k - 1) // 2 for k in m.kernel_size]
+            groups = m.in_channels if m.realization == "separable" else 1
+            responses.append(FN[dim](xb, w, None, 1, pad, dil, groups)[0])  # (C_k, *S)
+        stats = []
+        for r in responses:
+            flat = r.reshape(r.shape[0], -1)
+            mean = flat.mean(1)
+            std = torch.sqrt(((flat - mean[:, None]) ** 2).mean(1) + m.eps)
+            stats += [mean, std]
+        fp = torch.cat(stats)
+        l1, l2 = m.gate[0], m.gate[2]
+        h = torch.relu(l1.weight.double() @ fp + l1.bias.double())
+        logits = l2.weight.double() @ h + l2.bias.double()
+        pi = torch.softmax(logits / float(m.temperature), 0)
+        y = sum(pi[k] * responses[k] for k in range(K))
+        if m.pointwise is not None:
+            y = FN[dim](y[None], m.pointwise.weight.double(), m.pointwise.bias.double())[0]
+        elif m.bias is not None:
+            y = y + m.bias.double().view(-1, *([1] * dim))
+        outs.append(y)
+    return torch.stack(outs)
+
+
+CASES = [(2, [3, 3], (11, 9)), (3, [3, 3, 3], (7, 8, 6)), (3, [1, 3, 3], (5, 9, 8))]
+
+
+@pytest.mark.parametrize("realization", REALIZATIONS)
+@pytest.mark.parametrize("dim,kernel,size", CASES)
+def test_both_forms_equal_naive_loop(realization, dim, kernel, size):
+    torch.manual_seed(0)
+    m = SACM(CONV[dim], 3, 4, kernel, num_candidates=3, realization=realization).double()
+    with torch.no_grad():
+        m.temperature.fill_(0.7)
+        if m.bias is not None:
+            m.bias.normal_()
+    x = torch.randn(3, 3, *size, dtype=torch.float64)
+    ref = naive_sacm(m, x)
+    torch.testing.assert_close(m(x), ref, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(m.forward_kernel_form(x), ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("realization", REALIZATIONS)
+def test_axis_with_kernel_one_stays_one(realization):
+    m = SACM(nn.Conv3d, 2, 2, [1, 3, 3], realization=realization)
+    w_hat = m.embedded_kernels()
+    assert w_hat.shape[3:] == (1, 7, 7)
+    assert m.receptive_fields == [3, 5, 7]
+    if realization == "dense":
+        assert [tuple(w.shape[2:]) for w in m.weights] == [(1, 3, 3), (1, 5, 5), (1, 7, 7)]
+
+
+def test_pi_sums_to_one_and_is_float32_under_autocast():
+    torch.manual_seed(0)
+    m = SACM(nn.Conv2d, 4, 6, 3)
+    x = torch.randn(5, 4, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pi = m.attention(m.candidate_responses(x))
+        y = m(x)
+    assert pi.dtype == torch.float32 and pi.shape == (5, 3)
+    torch.testing.assert_close(pi.sum(1), torch.ones(5))
+    assert torch.isfinite(y.float()).all()
+
+
+def test_temperature_controls_sharpness_and_is_a_persistent_buffer():
+    torch.manual_seed(0)
+    m = SACM(nn.Conv2d, 4, 8, 3)
+    with torch.no_grad():
+        m.gate[2].weight.mul_(50)  # spread the logits
+    x = torch.randn(4, 4, 12, 12)
+    responses = m.candidate_responses(x)
+    with torch.no_grad():
+        m.temperature.fill_(1e4)
+        flat = m.attention(responses)
+        m.temperature.fill_(1e-3)
+        sharp = m.attention(responses)
+    assert torch.allclose(flat, torch.full_like(flat, 1 / 3), atol=1e-3)
+    assert torch.allclose(sharp.max(1).values, torch.ones(4), atol=1e-3)
+    assert "temperature" in m.state_dict()
+    m2 = SACM(nn.Conv2d, 4, 8, 3)
+    m2.load_state_dict(m.state_dict())
+    assert float(m2.temperature) == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("realization", REALIZATIONS)
+@pytest.mark.parametrize("dim,kernel,size", CASES)
+def test_shapes_and_gradients_batch_size_one(realization, dim, kernel, size):
+    m = SACM(CONV[dim], 3, 5, kernel, realization=realization)
+    x = torch.randn(1, 3, *size, requires_grad=True)
+    y = m(x)
+    assert y.shape == (1, 5, *size)
+    y.square().mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert all(float(p.grad.abs().sum()) > 0 for p in m.gate.parameters())
+
+
+def test_rejects_wrong_dimensionality_and_even_kernels():
+    m = SACM(nn.Conv3d, 2, 2, 3)
+    with pytest.raises(ValueError, match="3D"):
+        m(torch.randn(1, 2, 8, 8))
+    with pytest.raises(ValueError, match="odd"):
+        SACM(nn.Conv2d, 2, 2, [2, 3])
+    with pytest.raises(ValueError, match="realization"):
+        SACM(nn.Conv2d, 2, 2, 3, realization="nope")
+
+
+def _shared_data() -> str:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.environ.get("NNUNET_MSA_SHARED_DATA", os.path.join(here, "..", "shared", "data"))
+
+
+def test_pi_differs_between_real_samples_after_instance_norm():
+    """The fingerprint is taken on the responses, so π adapts even though InstanceNorm equalizes x's statistics."""
+    sitk = pytest.importorskip("SimpleITK")
+    folder = os.path.join(_shared_data(), "Task04_Hippocampus", "imagesTr")
+    if not os.path.isdir(folder):
+        pytest.skip(f"shared data not found at {folder}")
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".nii.gz") and not f.startswith("."))[:4]
+    slices = []
+    for f in files:
+        a = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(folder, f))).astype(np.float32)
+        s = a[a.shape[0] // 2, :32, :32]
+        slices.append((s - s.mean()) / (s.std() + 1e-6))
+    x = torch.from_numpy(np.stack(slices)[:, None])
+    torch.manual_seed(0)
+    stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.InstanceNorm2d(8, affine=True), nn.LeakyReLU())
+    m = SACM(nn.Conv2d, 8, 8, 3)
+    with torch.no_grad():
+        pi = m.attention(m.candidate_responses(stem(x)))
+    spread = (pi - pi.mean(0, keepdim=True)).abs().max()
+    assert spread > 1e-4, pi
