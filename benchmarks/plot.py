@@ -21,7 +21,7 @@ def _ratio(entry: Any):
 
 
 def plot(results: List[Dict[str, Any]], path: str, title: str = "") -> None:
-    """Left: foreground Dice vs budget training wall time (one colour per plan, circle nnU-Net, square MSA2).
+    """Left: foreground Dice vs training time at the equal budget (one colour per plan, circle nnU-Net, square MSA2).
     Right: MSA2/nnU-Net cost ratios per plan, dashed line at the 1.5× floor."""
     fig, (ax_acc, ax_cost) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [1, 1.6]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -32,12 +32,12 @@ def plot(results: List[Dict[str, Any]], path: str, title: str = "") -> None:
             continue
         any_acc = True
         c = colors[i % len(colors)]
-        xs = [res[BASELINE]["wall_time_s"], res[MSA2]["wall_time_s"]]
+        xs = [res[BASELINE]["training_time_s"], res[MSA2]["training_time_s"]]
         ys = [res[BASELINE]["foreground_dice"], res[MSA2]["foreground_dice"]]
         ax_acc.plot(xs, ys, "-", color=c, alpha=0.5)
         ax_acc.plot(xs[0], ys[0], "o", color=c, label=f"{r['plan']} {LABELS[BASELINE]}")
         ax_acc.plot(xs[1], ys[1], "s", color=c, label=f"{r['plan']} {LABELS[MSA2]}")
-    ax_acc.set_xlabel("training wall time at equal budget (s)")
+    ax_acc.set_xlabel("training time at equal budget (s, nnU-Net's epoch times; wall times in results.md)")
     ax_acc.set_ylabel("foreground Dice (nnU-Net validation, fold 0)")
     ax_acc.set_title("accuracy vs training time")
     if any_acc:

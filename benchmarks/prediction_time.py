@@ -54,6 +54,12 @@ def preprocess_case(ctx: PlanContext, case_id: str) -> Tuple[np.ndarray, dict]:
     return data.astype(np.float32, copy=False), props
 
 
+def quick_crop(data: np.ndarray, patch_size: List[int]) -> np.ndarray:
+    """For ``--quick`` smoke runs: the first slice (2d configurations) or the first patch depth (3d) of the case."""
+    depth = 1 if len(patch_size) == 2 else int(patch_size[0])
+    return np.ascontiguousarray(data[:, :depth])
+
+
 def make_predictor(trainer_cls: Type, ctx: PlanContext, device: str = "cpu"):
     """An ``nnUNetPredictor`` holding the trainer's planned network (deep supervision off, fresh weights)."""
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor

@@ -15,6 +15,7 @@ RATIO_COLUMNS = [
     ("peak_memory", "step peak memory"),
     ("feature_map_estimate", "planner estimate"),
     ("prediction_time", "prediction time"),
+    ("training_time", "budget training time (epochs)"),
     ("training_wall_time", "budget training wall time"),
     ("foreground_dice", "foreground Dice"),
 ]
@@ -91,8 +92,9 @@ def plan_rows(r: Dict[str, Any]) -> List[List[str]]:
         add("forward multiply-adds per voxel", _num(mv.get(BASELINE), "{:,.0f}"), _num(mv.get(MSA2), "{:,.0f}"),
             "flops", "same ratio as FLOPs")
     mem = r.get("memory", {})
-    add("peak memory of one step (above pre-step)", _mib(_get(mem, BASELINE, "summary")),
-        _mib(_get(mem, MSA2, "summary")), "peak_memory")
+    if mem:
+        add("peak memory of one step (above pre-step)", _mib(_get(mem, BASELINE, "summary")),
+            _mib(_get(mem, MSA2, "summary")), "peak_memory")
     pl = r.get("planner", {})
     if pl:
         add("planner estimate (feature-map elements)", _num(_get(pl, BASELINE, "feature_map_elements"), "{:,}"),
@@ -105,7 +107,8 @@ def plan_rows(r: Dict[str, Any]) -> List[List[str]]:
     pr = r.get("prediction", {})
     if pr:
         work = pr.get("work", {})
-        add(f"prediction of case {pr.get('case')} (shape {pr.get('shape')})", _seconds(_get(pr, "time_s", BASELINE)),
+        cropped = "" if pr.get("shape") == pr.get("case_shape") else f", cropped from {pr.get('case_shape')} (quick)"
+        add(f"prediction of case {pr.get('case')} (shape {pr.get('shape')}{cropped})", _seconds(_get(pr, "time_s", BASELINE)),
             _seconds(_get(pr, "time_s", MSA2)), "prediction_time",
             f"{work.get('tiles')} tiles × {work.get('mirror_evaluations_per_tile')} mirrorings; "
             + _spread(ratios.get("prediction_time")))

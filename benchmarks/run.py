@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import shlex
 import sys
@@ -33,8 +34,8 @@ from benchmarks.memory_probe import MALLOC_ENV, measure_interleaved
 from benchmarks.networks import BASELINE, MSA2, count_parameters, trainer_classes
 from benchmarks.planner_estimate import planner_estimate, planner_reference
 from benchmarks.plot import plot
-from benchmarks.prediction_time import make_predictor, preprocess_case, select_case, sliding_window_work, \
-    time_prediction_interleaved
+from benchmarks.prediction_time import make_predictor, preprocess_case, quick_crop, select_case, \
+    sliding_window_work, time_prediction_interleaved
 from benchmarks.report import write_outputs
 from benchmarks.stats import paired_ratios, ratio, summarize
 from benchmarks.step_cost import CPU_VOXELS_PER_STEP, QUICK_VOXELS_PER_STEP, default_batch_size, \
@@ -59,8 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=os.path.join(HERE, "out"), help="output folder (default: %(default)s)")
     p.add_argument("--workspace", default=None,
                    help="nnU-Net workspace, reused between runs (default: OUT/workspace)")
-    p.add_argument("--data", default=os.path.join(os.path.dirname(REPO), "shared", "data"),
-                   help="shared data folder with Task04_Hippocampus/ and ACDC/ (default: %(default)s)")
+    p.add_argument("--data", default=os.environ.get("NNUNET_MSA_SHARED_DATA",
+                                                   os.path.join(os.path.dirname(REPO), "shared", "data")),
+                   help="shared data folder with Task04_Hippocampus/ and ACDC/ (default: $NNUNET_MSA_SHARED_DATA "
+                        "or ../shared/data beside the repository: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     p.add_argument("--threads", type=int, default=usable_cores(),
                    help="torch threads for all in-process measurements and memory probes (default: all usable "
@@ -183,7 +186,7 @@ def benchmark_plan(args: argparse.Namespace, ws: Workspace, plan: PlanSpec, clas
         times = time_steps_interleaved(setups, args.warmup, args.repeats, log=_log)
         r["step_time_s"] = {k: summarize(v) for k, v in times.items()}
         r["flops_per_step"] = {k: s.flops for k, s in setups.items()}
-        voxels = batch * float(torch.tensor(ctx.patch_size).prod())
+        voxels = float(batch * math.prod(ctx.patch_size))
         r["forward_macs_per_voxel"] = {k: s.flops["forward"] / 2 / voxels for k, s in setups.items()}
         setups.clear()
         gc.collect()
@@ -203,13 +206,16 @@ def benchmark_plan(args: argparse.Namespace, ws: Workspace, plan: PlanSpec, clas
         def prediction_part() -> None:
             case = select_case(ctx)
             data, _ = preprocess_case(ctx, case)
+            full_shape = list(data.shape)
+            if args.quick:
+                data = quick_crop(data, ctx.patch_size)
             tensor = torch.from_numpy(data)
             predictors = {k: make_predictor(classes[k], ctx, args.device) for k in (BASELINE, MSA2)}
             work = sliding_window_work(predictors[BASELINE], tensor)
             _log(f"  prediction: case {case}, preprocessed shape {list(data.shape)}, {work['tiles']} tiles × "
                  f"{work['mirror_evaluations_per_tile']} mirrorings, {args.prediction_repeats} repeat(s)")
             times = time_prediction_interleaved(predictors, tensor, args.prediction_repeats, log=_log)
-            r["prediction"] = {"case": case, "shape": list(data.shape), "work": work,
+            r["prediction"] = {"case": case, "shape": list(data.shape), "case_shape": full_shape, "work": work,
                                "time_s": {k: summarize(v) for k, v in times.items()}}
         _attempt(r, "prediction time", prediction_part)
 

@@ -25,7 +25,7 @@ from benchmarks.networks import build_loss, build_network, build_optimizer
 from benchmarks.workspace import PlanContext
 
 CPU_VOXELS_PER_STEP = 2 ** 18  # default CPU batch: planned batch capped at this many voxels per step
-QUICK_VOXELS_PER_STEP = 2 ** 13
+QUICK_VOXELS_PER_STEP = 2 ** 11  # --quick: batch 1 for every plan
 
 
 def default_batch_size(ctx: PlanContext, device: str, voxel_budget: int = CPU_VOXELS_PER_STEP) -> int:

@@ -50,7 +50,8 @@ class Workspace:
     def env(self, **budget: int) -> Dict[str, str]:
         """Environment for nnU-Net commands on this workspace (``nnUNet_*`` folders, our trainers, the
         ``*_budget`` trainers' ``epochs``/``iterations``/``val_iterations`` when given)."""
-        return nnunet_env(self.root, extra={"nnUNet_def_n_proc": str(self.n_proc)}, **budget)
+        extra = {"nnUNet_def_n_proc": str(self.n_proc), "PYTHONUNBUFFERED": "1"}
+        return nnunet_env(self.root, extra=extra, **budget)
 
     def apply_to_process(self) -> None:
         """Point this process's nnU-Net at the workspace (nnU-Net reads its folders from the environment)."""

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
+from nnunet_msa.blocks.fast_conv import fast_conv
 from nnunet_msa.blocks.sacm import as_per_axis, conv_dim
 
 
@@ -29,6 +30,13 @@ def _norm(norm_op: Optional[Type[nn.Module]], channels: int, kwargs: Optional[di
 
 def _act(nonlin: Optional[Type[nn.Module]], kwargs: Optional[dict]) -> nn.Module:
     return nonlin(**(kwargs or {})) if nonlin is not None else nn.Identity()
+
+
+def _conv_norm_act(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Run a (depthwise conv, norm, nonlin) Sequential with the conv through ``fast_conv`` (CPU 3D fast path)."""
+    conv = seq[0]
+    h = fast_conv(x, conv.weight, conv.bias, conv.padding, conv.dilation, conv.groups)
+    return seq[2](seq[1](h))
 
 
 class MASAG(nn.Module):
@@ -74,7 +82,7 @@ class MASAG(nn.Module):
 
     def context(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Eq. 1: U = norm(local(X) + global(G)), (B, C, *S)."""
-        local = self.local_proj(self.dwd(self.dw(x)))
+        local = self.local_proj(_conv_norm_act(self.dwd, _conv_norm_act(self.dw, x)))
         pooled = torch.cat([g.mean(dim=1, keepdim=True), g.amax(dim=1, keepdim=True)], dim=1)
         return self.fuse_norm(local + self.global_proj(pooled))
 

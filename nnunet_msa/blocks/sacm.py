@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
+from nnunet_msa.blocks.fast_conv import fast_conv
+
 REALIZATIONS = ("dilated", "dense", "separable", "shared")
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_DIM = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
@@ -174,9 +176,8 @@ class SACM(nn.Module):
     # ------------------------------------------------------------------ the math
     def candidate_responses(self, x: torch.Tensor) -> List[torch.Tensor]:
         """r_k = conv_k(x) for k = 1..K, each (B, C_k, *S), no bias."""
-        conv = _CONV_FN[self.dim]
         groups = self.in_channels if self.realization == "separable" else 1
-        return [conv(x, self._weight(j), None, 1, self._padding(j), self._dilation(j), groups)
+        return [fast_conv(x, self._weight(j), None, self._padding(j), self._dilation(j), groups)
                 for j in range(1, self.num_candidates + 1)]
 
     def fingerprint(self, responses: Sequence[torch.Tensor]) -> torch.Tensor:

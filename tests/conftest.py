@@ -1,0 +1,107 @@
+"""Session fixtures of the end-to-end tests: one nnU-Net workspace per pytest session (under pytest's temporary
+folder) and the Task04_Hippocampus dataset converted, planned, preprocessed and split in it.
+
+The data comes from ``<repo>/../shared/data`` (override: ``$NNUNET_MSA_SHARED_DATA``). The e2e tests skip only when
+that folder is absent; anything missing inside it is an error."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+import e2e_helpers as h
+
+HIPPOCAMPUS_ID = 4
+HIPPOCAMPUS_CONFIGS = {"2d": ("2d_bs4", 4), "3d_fullres": ("3d_fullres_bs2", 2)}
+HIPPOCAMPUS_VAL_CASES = 2      # nnU-Net validates on these at the end of every training: keep it small
+HIPPOCAMPUS_TRAIN_CASES = 8
+
+
+class Workspace:
+    """nnUNet_raw / nnUNet_preprocessed / nnUNet_results under one folder and the environment for them."""
+
+    def __init__(self, root: Path):
+        from nnunet_msa.pipeline.environment import nnunet_env
+
+        self.root = root
+        # nnUNet_def_n_proc: nnU-Net's export pools (end-of-training validation) would spawn 8 workers by default,
+        # each importing torch: too many for 2 cores.
+        self.env: Dict[str, str] = nnunet_env(str(root), extra={"nnUNet_def_n_proc": "2"})
+        self.raw = Path(self.env["nnUNet_raw"])
+        self.preprocessed = Path(self.env["nnUNet_preprocessed"])
+        self.results = Path(self.env["nnUNet_results"])
+        self.logs = root / "logs"
+        self.logs.mkdir(exist_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if h.TIMINGS:
+        terminalreporter.section("nnU-Net commands run by the e2e tests (wall s / CPU s incl. children)")
+        for label, wall, cpu in h.TIMINGS:
+            terminalreporter.write_line(f"{wall:8.1f} {cpu:8.1f}  {label}")
+        terminalreporter.write_line(f"{sum(t[1] for t in h.TIMINGS):8.1f} {sum(t[2] for t in h.TIMINGS):8.1f}  total")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = h.shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path} (expected beside the checkout as ../shared/data, or set "
+                    f"${h.SHARED_DATA_ENV})")
+    return path
+
+
+@pytest.fixture(scope="session")
+def e2e_workspace(tmp_path_factory) -> Workspace:
+    return Workspace(tmp_path_factory.mktemp("nnunet_workspace"))
+
+
+def _image_sizes(images_dir: Path):
+    """{case: (voxels, SimpleITK pixel type)} from the headers only."""
+    import SimpleITK as sitk
+
+    out = {}
+    reader = sitk.ImageFileReader()
+    for f in sorted(images_dir.glob("*.nii.gz")):
+        reader.SetFileName(str(f))
+        reader.ReadImageInformation()
+        size = reader.GetSize()
+        out[f.name[: -len("_0000.nii.gz")]] = (size[0] * size[1] * size[2], reader.GetPixelID())
+    return out
+
+
+@pytest.fixture(scope="session")
+def hippocampus(shared_data: Path, e2e_workspace: Workspace) -> h.Dataset:
+    """Task04_Hippocampus converted with nnUNetv2_convert_MSD_dataset, planned and preprocessed for 2d and
+    3d_fullres, with small-batch configurations inheriting both and a split of 8 training and 2 validation cases.
+    ``predict_ids``: the 2 validation cases and one uint8 image no training saw."""
+    import SimpleITK as sitk
+    from nnunet_msa.pipeline.plans_edit import add_inherited_configuration, case_ids, write_split
+
+    source = shared_data / "Task04_Hippocampus"
+    assert (source / "imagesTr").is_dir() and (source / "dataset.json").is_file(), f"{source} is incomplete"
+    ws = e2e_workspace
+    env = ws.env
+    h.run(["nnUNetv2_convert_MSD_dataset", "-i", str(source), "-np", "2"], env,
+          ws.logs / "hippocampus_convert.log")
+    raw = ws.raw / "Dataset004_Hippocampus"
+    assert (raw / "dataset.json").is_file(), "nnUNetv2_convert_MSD_dataset wrote no Dataset004_Hippocampus"
+    h.run(["nnUNetv2_plan_and_preprocess", "-d", str(HIPPOCAMPUS_ID), "-c", "2d", "3d_fullres", "-np", "2"],
+          h.planning_env(env), ws.logs / "hippocampus_plan_and_preprocess.log")
+    ds = h.dataset_from_raw(HIPPOCAMPUS_ID, raw, ws.preprocessed)
+    for base, (name, batch) in HIPPOCAMPUS_CONFIGS.items():
+        ds.configs[base] = add_inherited_configuration(str(ds.preprocessed_dir), base, name, batch)
+
+    ids = case_ids(str(raw))
+    sizes = _image_sizes(raw / "imagesTr")
+    assert set(sizes) == set(ids), "converted images and labels do not match"
+    by_size = sorted(ids, key=lambda c: (sizes[c][0], c))
+    ds.val_ids = by_size[:HIPPOCAMPUS_VAL_CASES]                      # smallest: quickest validation
+    ds.train_ids = by_size[HIPPOCAMPUS_VAL_CASES:HIPPOCAMPUS_VAL_CASES + HIPPOCAMPUS_TRAIN_CASES]
+    unseen_uint8 = [c for c in by_size[HIPPOCAMPUS_VAL_CASES + HIPPOCAMPUS_TRAIN_CASES:]
+                    if sizes[c][1] == sitk.sitkUInt8]
+    ds.predict_ids = ds.val_ids + unseen_uint8[:1]
+    write_split(str(ds.preprocessed_dir), ds.train_ids, ds.val_ids)
+    return ds

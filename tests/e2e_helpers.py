@@ -1,0 +1,255 @@
+"""Helpers of the end-to-end tests: where the shared data is, how to run nnU-Net's real commands (and time them),
+how to make small nnU-Net raw datasets from the shared ones, and the checks on nnU-Net's outputs.
+
+Nothing here is imported by the package; nothing here writes outside the folders the tests pass in."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Set
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA_ENV = "NNUNET_MSA_SHARED_DATA"
+
+# (command label, wall seconds, CPU seconds of the command and its children) of every command run, for the summary
+TIMINGS: List[tuple] = []
+
+
+def shared_data_dir() -> Path:
+    """``$NNUNET_MSA_SHARED_DATA``, else ``<repo>/../shared/data`` (where CI puts it)."""
+    override = os.environ.get(SHARED_DATA_ENV, "").strip()
+    return Path(override) if override else REPO.parent / "shared" / "data"
+
+
+def console_script(name: str) -> str:
+    """An installed console script: next to this interpreter first (a venv not on PATH), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is neither next to {sys.executable} nor on PATH: install nnunetv2 and "
+                                f"nnunet-msa into this environment")
+    return found
+
+
+# ------------------------------------------------------------------------------------------------ running commands
+@dataclass
+class Ran:
+    """A finished command: exit code, combined stdout+stderr, wall and CPU seconds."""
+    args: List[str]
+    returncode: int
+    output: str
+    wall: float
+    cpu: float
+
+
+def run(args: Sequence[str], env: Dict[str, str], log_path: Path, check: bool = True, label: str = "") -> Ran:
+    """Run a command (first element: a console-script name or a path) with ``env``; log stdout+stderr to
+    ``log_path``. With ``check``, a non-zero exit fails the test with the command and the last lines of output
+    (through the package's own ``run_command``)."""
+    from nnunet_msa.pipeline.commands import CommandFailed, run_command
+
+    args = list(args)
+    if os.sep not in args[0]:
+        args[0] = console_script(args[0])
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.time()
+    if check:
+        try:
+            run_command(args, env, log_path=str(log_path))
+            code = 0
+        except CommandFailed as e:
+            raise AssertionError(f"{e}\n(full log: {log_path})") from None
+        output = log_path.read_text(errors="replace")
+    else:
+        proc = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        code, output = proc.returncode, proc.stdout
+        log_path.write_text(output)
+    wall = time.time() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    TIMINGS.append((label or " ".join(Path(a).name if i == 0 else a for i, a in enumerate(args[:6])), wall, cpu))
+    return Ran(args, code, output, wall, cpu)
+
+
+def with_budget(env: Dict[str, str], epochs: int, iterations: int, val_iterations: int) -> Dict[str, str]:
+    """A copy of ``env`` with the budget of the ``*_budget`` trainers."""
+    out = dict(env)
+    out.update(nnUNetMSA_epochs=str(epochs), nnUNetMSA_iterations=str(iterations),
+               nnUNetMSA_val_iterations=str(val_iterations))
+    return out
+
+
+def planning_env(env: Dict[str, str]) -> Dict[str, str]:
+    """``env`` for ``nnUNetv2_plan_*``: nnU-Net's planner calls ``torch.set_num_threads(get_allowed_n_proc_DA())``,
+    which fails for ``nnUNet_n_proc_DA=0`` (what ``nnunet_env`` sets for single-process training); use 2 there.
+    ``test_e2e_hippocampus.py::test_nnunet_env_can_plan`` checks ``nnunet_env`` itself."""
+    out = dict(env)
+    if out.get("nnUNet_n_proc_DA", "").strip() in ("0", ""):
+        out["nnUNet_n_proc_DA"] = "2"
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ datasets
+@dataclass
+class Dataset:
+    """An nnU-Net raw dataset in the test workspace, planned and preprocessed, with a split."""
+    dataset_id: int
+    name: str                     # DatasetXXX_Name
+    raw_dir: Path
+    preprocessed_dir: Path
+    labels: Set[int]              # label values of dataset.json
+    file_ending: str
+    num_channels: int
+    configs: Dict[str, str] = field(default_factory=dict)   # planned configuration -> small-batch configuration
+    train_ids: List[str] = field(default_factory=list)
+    val_ids: List[str] = field(default_factory=list)
+    predict_ids: List[str] = field(default_factory=list)    # cases the prediction tests use (none trained on)
+
+    def image_files(self, case: str) -> List[Path]:
+        return [self.raw_dir / "imagesTr" / f"{case}_{c:04d}{self.file_ending}" for c in range(self.num_channels)]
+
+    def label_file(self, case: str) -> Path:
+        return self.raw_dir / "labelsTr" / f"{case}{self.file_ending}"
+
+
+def read_dataset_json(raw_dir: Path) -> dict:
+    with open(Path(raw_dir) / "dataset.json") as f:
+        return json.load(f)
+
+
+def dataset_from_raw(dataset_id: int, raw_dir: Path, preprocessed_root: Path) -> Dataset:
+    meta = read_dataset_json(raw_dir)
+    labels = {int(v) for v in meta["labels"].values() if not isinstance(v, (list, tuple))}
+    return Dataset(dataset_id=dataset_id, name=Path(raw_dir).name, raw_dir=Path(raw_dir),
+                   preprocessed_dir=Path(preprocessed_root) / Path(raw_dir).name, labels=labels,
+                   file_ending=meta["file_ending"], num_channels=len(meta["channel_names"]))
+
+
+def _write_dataset_json(src_raw: Path, dst_raw: Path, n_cases: int, note: str) -> None:
+    meta = read_dataset_json(src_raw)
+    meta["numTraining"] = n_cases
+    meta["note"] = note
+    with open(dst_raw / "dataset.json", "w") as f:
+        json.dump(meta, f, indent=2)
+
+
+def cropped_png_dataset(src_raw: Path, dst_raw: Path, size: int, cases: Optional[Sequence[str]] = None) -> List[str]:
+    """Centre ``size``×``size`` crops of a 2D PNG nnU-Net raw dataset (images and labels); returns the case ids."""
+    import SimpleITK as sitk
+    from nnunet_msa.pipeline.plans_edit import case_ids
+
+    cases = list(cases) if cases is not None else case_ids(str(src_raw))
+    n_channels = len(read_dataset_json(src_raw)["channel_names"])
+    for sub in ("imagesTr", "labelsTr"):
+        (dst_raw / sub).mkdir(parents=True, exist_ok=True)
+
+    def crop(src: Path, dst: Path) -> None:
+        arr = sitk.GetArrayFromImage(sitk.ReadImage(str(src)))
+        y0, x0 = (arr.shape[0] - size) // 2, (arr.shape[1] - size) // 2
+        if y0 < 0 or x0 < 0:
+            raise ValueError(f"{src} ({arr.shape}) is smaller than the crop {size}")
+        sitk.WriteImage(sitk.GetImageFromArray(np.ascontiguousarray(arr[y0:y0 + size, x0:x0 + size])), str(dst))
+
+    for case in cases:
+        for c in range(n_channels):
+            crop(src_raw / "imagesTr" / f"{case}_{c:04d}.png", dst_raw / "imagesTr" / f"{case}_{c:04d}.png")
+        crop(src_raw / "labelsTr" / f"{case}.png", dst_raw / "labelsTr" / f"{case}.png")
+    _write_dataset_json(src_raw, dst_raw, len(cases), f"test copy: centre {size}x{size} crops of {src_raw.name}")
+    return cases
+
+
+def cropped_nifti_dataset(src_raw: Path, dst_raw: Path, size_xy: int, n_slices: int,
+                          cases: Optional[Sequence[str]] = None) -> List[str]:
+    """Sub-volumes of a 3D NIfTI nnU-Net raw dataset centred on each case's foreground: ``size_xy`` in-plane,
+    ``n_slices`` along z, every channel and the label cut alike. SimpleITK's slicing keeps spacing and direction
+    and moves the origin to the first kept voxel, so the crops are valid images in their own right."""
+    import SimpleITK as sitk
+    from nnunet_msa.pipeline.plans_edit import case_ids
+
+    cases = list(cases) if cases is not None else case_ids(str(src_raw))
+    meta = read_dataset_json(src_raw)
+    n_channels, ending = len(meta["channel_names"]), meta["file_ending"]
+    for sub in ("imagesTr", "labelsTr"):
+        (dst_raw / sub).mkdir(parents=True, exist_ok=True)
+    for case in cases:
+        label = sitk.ReadImage(str(src_raw / "labelsTr" / f"{case}{ending}"))
+        arr = sitk.GetArrayViewFromImage(label)  # z, y, x
+        fg = np.argwhere(arr > 0)
+        centre = ((fg.min(0) + fg.max(0)) // 2) if len(fg) else np.array(arr.shape) // 2
+        lo = []
+        for axis, extent in zip(range(3), (n_slices, size_xy, size_xy)):
+            if extent > arr.shape[axis]:
+                raise ValueError(f"{case}: crop {extent} along axis {axis} exceeds {arr.shape}")
+            lo.append(int(min(max(centre[axis] - extent // 2, 0), arr.shape[axis] - extent)))
+        z0, y0, x0 = lo
+
+        def cut(img):  # SimpleITK indexes x, y, z
+            return img[x0:x0 + size_xy, y0:y0 + size_xy, z0:z0 + n_slices]
+
+        for c in range(n_channels):
+            name = f"{case}_{c:04d}{ending}"
+            sitk.WriteImage(cut(sitk.ReadImage(str(src_raw / "imagesTr" / name))), str(dst_raw / "imagesTr" / name))
+        sitk.WriteImage(sitk.Cast(cut(label), sitk.sitkUInt8), str(dst_raw / "labelsTr" / f"{case}{ending}"))
+    _write_dataset_json(src_raw, dst_raw, len(cases),
+                        f"test copy: {n_slices}x{size_xy}x{size_xy} crops around the foreground of {src_raw.name}")
+    return cases
+
+
+def link_inputs(dataset: Dataset, cases: Sequence[str], folder: Path) -> Path:
+    """A prediction input folder with symlinks to the cases' images (all channels)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for case in cases:
+        for f in dataset.image_files(case):
+            target = folder / f.name
+            if not target.exists():
+                target.symlink_to(f)
+    return folder
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def read_image(path: Path):
+    import SimpleITK as sitk
+    return sitk.ReadImage(str(path))
+
+
+def assert_same_geometry(prediction: Path, image: Path) -> None:
+    """Size, spacing, origin and direction of ``prediction`` equal those of ``image`` (SimpleITK)."""
+    p, i = read_image(prediction), read_image(image)
+    assert p.GetSize() == i.GetSize(), f"{prediction.name}: size {p.GetSize()} != input's {i.GetSize()}"
+    for what in ("GetSpacing", "GetOrigin", "GetDirection"):
+        a, b = np.array(getattr(p, what)()), np.array(getattr(i, what)())
+        assert np.allclose(a, b, rtol=0, atol=1e-4), f"{prediction.name}: {what[3:]} {a} != input's {b}"
+
+
+def assert_same_shape(prediction: Path, image: Path) -> None:
+    """For formats without geometry (PNG): the arrays have the same shape."""
+    import SimpleITK as sitk
+    a = sitk.GetArrayViewFromImage(read_image(prediction)).shape
+    b = sitk.GetArrayViewFromImage(read_image(image)).shape
+    assert a == b, f"{prediction.name}: shape {a} != input's {b}"
+
+
+def label_values(path: Path) -> Set[int]:
+    import SimpleITK as sitk
+    arr = sitk.GetArrayFromImage(read_image(path))
+    values = np.unique(arr)
+    assert np.all(values == np.round(values)), f"{path.name} holds non-integer labels {values[:10]}"
+    return {int(v) for v in values}
+
+
+def load_checkpoint(path: Path) -> dict:
+    import torch
+    return torch.load(str(path), map_location="cpu", weights_only=False)

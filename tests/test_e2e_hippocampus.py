@@ -1,0 +1,177 @@
+"""End to end on Task04_Hippocampus with nnU-Net's real commands in subprocesses: ``nnUNetv2_train`` with
+``-tr nnUNetTrainerMSA2_budget`` (2d and 3d_fullres, via small-batch configurations that inherit the planned ones),
+then ``nnUNetv2_predict`` in a fresh process that finds the trainer only through ``nnUNet_extTrainer``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+import e2e_helpers as h
+
+pytestmark = pytest.mark.e2e
+
+TRAINER = "nnUNetTrainerMSA2_budget"
+# (epochs, iterations per epoch, validation iterations per epoch). 2d: 2 iterations, so that the SACM temperature
+# annealing (first max(1, ceil(0.1 * 2)) = 1 iteration) is over and the saved τ is 1. 3d_fullres: 1 iteration (a
+# 3D step costs much more), so the saved τ is still τ0: the test derives the expected value from the schedule.
+BUDGETS = {"2d": (1, 2, 1), "3d_fullres": (1, 1, 1)}
+# 2d predicts with nnU-Net's default test-time mirroring; 3d_fullres without (8 mirrored passes per 3D patch).
+PREDICT_FLAGS = {"2d": [], "3d_fullres": ["--disable_tta"]}
+
+_trained: Dict[str, dict] = {}
+
+
+def _train(ds: h.Dataset, ws, base_config: str) -> dict:
+    """Train once per configuration and session; the result describes the model folder and the run."""
+    if base_config not in _trained:
+        config = ds.configs[base_config]
+        epochs, iterations, val_iterations = BUDGETS[base_config]
+        env = h.with_budget(ws.env, epochs, iterations, val_iterations)
+        ran = h.run(["nnUNetv2_train", str(ds.dataset_id), config, "0", "-tr", TRAINER, "-device", "cpu"], env,
+                    ws.logs / f"hippocampus_train_{config}.log", label=f"nnUNetv2_train 4 {config} 0 -tr {TRAINER}")
+        model_dir = ws.results / ds.name / f"{TRAINER}__nnUNetPlans__{config}"
+        _trained[base_config] = dict(config=config, model_dir=model_dir, fold_dir=model_dir / "fold_0",
+                                     output=ran.output, epochs=epochs, iterations=iterations)
+    return _trained[base_config]
+
+
+@pytest.fixture(scope="module", params=["2d", "3d_fullres"])
+def trained(request, hippocampus, e2e_workspace) -> dict:
+    return _train(hippocampus, e2e_workspace, request.param)
+
+
+@pytest.fixture(scope="module")
+def predicted(trained, hippocampus, e2e_workspace) -> dict:
+    """``nnUNetv2_predict`` on ``hippocampus.predict_ids`` in a fresh process."""
+    ws, ds, config = e2e_workspace, hippocampus, trained["config"]
+    base = next(b for b, c in ds.configs.items() if c == config)
+    inputs = h.link_inputs(ds, ds.predict_ids, ws.root / "predict_in" / "hippocampus")
+    out = ws.root / "predict_out" / f"hippocampus_{config}"
+    ran = h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out), "-d", str(ds.dataset_id), "-c", config,
+                 "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1", *PREDICT_FLAGS[base]],
+                ws.env, ws.logs / f"hippocampus_predict_{config}.log", label=f"nnUNetv2_predict 4 {config}")
+    return dict(out=out, output=ran.output, config=config)
+
+
+def _network_from_saved_plans(trained: dict):
+    """The network ``nnUNetTrainerMSA2_budget`` builds from the plans and dataset.json nnU-Net saved with the model
+    (what the predictor does)."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+    from nnunet_msa.training import nnUNetTrainerMSA2_budget
+
+    pm = PlansManager(str(trained["model_dir"] / "plans.json"))
+    with open(trained["model_dir"] / "dataset.json") as f:
+        dataset_json = json.load(f)
+    return nnUNetTrainerMSA2_budget.build_network_architecture(
+        pm, pm.get_configuration(trained["config"]), len(dataset_json["channel_names"]),
+        pm.get_label_manager(dataset_json).num_segmentation_heads, True)
+
+
+# ------------------------------------------------------------------------------------------------ training
+def test_checkpoint_names_the_trainer_and_holds_the_planned_msa2_network(trained) -> None:
+    ckpt_path = trained["fold_dir"] / "checkpoint_final.pth"
+    assert ckpt_path.is_file(), f"no {ckpt_path}; files: {sorted(p.name for p in trained['fold_dir'].iterdir())}"
+    ckpt = h.load_checkpoint(ckpt_path)
+    assert ckpt["trainer_name"] == TRAINER
+    assert ckpt["init_args"]["configuration"] == trained["config"]
+    assert ckpt["current_epoch"] == trained["epochs"]
+    weights = ckpt["network_weights"]
+
+    # the saved weights are exactly those of the MSA2 network the trainer class builds from the saved plans
+    net = _network_from_saved_plans(trained)
+    assert set(weights) == set(net.state_dict()), "checkpoint keys differ from the network built from the plans"
+    for key, value in net.state_dict().items():
+        assert tuple(weights[key].shape) == tuple(value.shape), key
+
+
+def test_sacm_temperatures_are_saved_with_the_value_of_the_last_step(trained) -> None:
+    from nnunet_msa.blocks.observe import unwrap
+    from nnunet_msa.blocks.sacm import SACM
+    from nnunet_msa.training import nnUNetTrainerMSA2_budget as cls
+    from nnunet_msa.training.temperature import annealed_temperature
+
+    weights = h.load_checkpoint(trained["fold_dir"] / "checkpoint_final.pth")["network_weights"]
+    temps = {k: v for k, v in weights.items() if k.endswith(".temperature")}
+    sacms = {f"{name}.temperature" for name, m in unwrap(_network_from_saved_plans(trained)).named_modules()
+             if isinstance(m, SACM)}
+    assert sacms, "the MSA2 network has no SACM"
+    assert set(temps) == sacms, "the saved temperature buffers are not those of the network's SACMs"
+    assert all(v.ndim == 0 for v in temps.values())
+    epochs, iterations = trained["epochs"], trained["iterations"]
+    last = epochs * iterations - 1
+    expected = annealed_temperature(last, epochs, iterations, cls.tau0, cls.anneal_fraction) \
+        if cls.anneal_temperature else 1.0
+    for key, value in temps.items():
+        assert float(value) == pytest.approx(expected), f"{key} = {float(value)}, schedule says {expected}"
+    # the trainer logged the temperature of the first step of the epoch
+    first = annealed_temperature(0, epochs, iterations, cls.tau0, cls.anneal_fraction) \
+        if cls.anneal_temperature else 1.0
+    assert f"SACM temperature: {first:.3f}" in trained["output"]
+
+
+def test_nnunet_validated_on_the_split_validation_cases(trained, hippocampus) -> None:
+    summary_path = trained["fold_dir"] / "validation" / "summary.json"
+    assert summary_path.is_file(), "nnU-Net's end-of-training validation wrote no summary.json"
+    with open(summary_path) as f:
+        summary = json.load(f)
+    validated = sorted(Path(c["prediction_file"]).name for c in summary["metric_per_case"])
+    assert validated == sorted(f"{c}.nii.gz" for c in hippocampus.val_ids)
+    assert set(summary["mean"]) == {str(l) for l in hippocampus.labels if l != 0}
+    for case in hippocampus.val_ids:
+        pred = trained["fold_dir"] / "validation" / f"{case}.nii.gz"
+        h.assert_same_geometry(pred, hippocampus.image_files(case)[0])
+
+
+# ------------------------------------------------------------------------------------------------ prediction
+def test_predictor_found_the_trainer_through_nnunet_ext_trainer(predicted) -> None:
+    from nnunet_msa.cli.trainers_path import trainers_path
+
+    assert f"Using trainer '{TRAINER}' from: {trainers_path()}" in predicted["output"]
+
+
+def test_prediction_for_every_input(predicted, hippocampus) -> None:
+    written = sorted(p.name for p in predicted["out"].glob("*.nii.gz"))
+    assert written == sorted(f"{c}.nii.gz" for c in hippocampus.predict_ids)
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_prediction_geometry_and_labels(predicted, hippocampus, index) -> None:
+    case = hippocampus.predict_ids[index]
+    pred = predicted["out"] / f"{case}.nii.gz"
+    assert pred.is_file()
+    h.assert_same_geometry(pred, hippocampus.image_files(case)[0])
+    values = h.label_values(pred)
+    assert values <= hippocampus.labels, f"{case}: labels {values} not in {hippocampus.labels}"
+
+
+def test_predict_fails_clearly_without_nnunet_ext_trainer(hippocampus, e2e_workspace, tmp_path) -> None:
+    """The same prediction with ``nnUNet_extTrainer`` unset: nnU-Net cannot find the trainer and says so."""
+    ws, ds = e2e_workspace, hippocampus
+    model = _train(ds, ws, "2d")
+    env = {k: v for k, v in ws.env.items() if k != "nnUNet_extTrainer"}
+    inputs = h.link_inputs(ds, ds.predict_ids[:1], tmp_path / "in")
+    ran = h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d", str(ds.dataset_id),
+                 "-c", model["config"], "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1"],
+                env, ws.logs / "hippocampus_predict_without_ext_trainer.log", check=False,
+                label="nnUNetv2_predict without nnUNet_extTrainer")
+    assert ran.returncode != 0
+    assert "nnUNet_extTrainer" in ran.output
+    assert f"Could not find requested nnunet trainer {TRAINER}" in ran.output
+    assert not list((tmp_path / "out").glob("*.nii.gz"))
+
+
+def test_nnunet_env_can_plan(hippocampus, e2e_workspace) -> None:
+    """``nnunet_env`` is the environment for all of nnU-Net's commands, planning included (the dataset's
+    fingerprint exists already, so this only plans, under another plans name)."""
+    from nnunet_msa.pipeline.environment import nnunet_env
+
+    env = nnunet_env(str(e2e_workspace.root))
+    ran = h.run(["nnUNetv2_plan_experiment", "-d", str(hippocampus.dataset_id), "-overwrite_plans_name",
+                 "nnUNetPlansEnvCheck"], env, e2e_workspace.logs / "hippocampus_plan_with_nnunet_env.log",
+                check=False, label="nnUNetv2_plan_experiment with nnunet_env")
+    assert ran.returncode == 0, (f"nnUNetv2_plan_experiment fails in nnunet_env's environment "
+                                 f"(nnUNet_n_proc_DA={env.get('nnUNet_n_proc_DA')!r}):\n{ran.output[-3000:]}")
+    assert (hippocampus.preprocessed_dir / "nnUNetPlansEnvCheck.json").is_file()
