@@ -47,7 +47,7 @@ def _polyphase_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     y = y.reshape([B] + list(dilation) + [c_out] + o)
     perm_back = [0, 1 + dim] + [v for i in range(dim) for v in (2 + dim + i, 1 + i)]
     y = y.permute(perm_back).reshape([B, c_out] + [oi * d for oi, d in zip(o, dilation)])
-    return y[(slice(None), slice(None)) + tuple(slice(0, n) for n in sizes)]
+    return y[(slice(None), slice(None)) + tuple(slice(0, n) for n in sizes)].contiguous()
 
 
 def fast_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
