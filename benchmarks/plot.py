@@ -37,7 +37,7 @@ def plot(results: List[Dict[str, Any]], path: str, title: str = "") -> None:
         ax_acc.plot(xs, ys, "-", color=c, alpha=0.5)
         ax_acc.plot(xs[0], ys[0], "o", color=c, label=f"{r['plan']} {LABELS[BASELINE]}")
         ax_acc.plot(xs[1], ys[1], "s", color=c, label=f"{r['plan']} {LABELS[MSA2]}")
-    ax_acc.set_xlabel("training time at equal budget (s, nnU-Net's epoch times; wall times in results.md)")
+    ax_acc.set_xlabel("training time at equal budget (s, sum of nnU-Net's epoch times)")
     ax_acc.set_ylabel("foreground Dice (nnU-Net validation, fold 0)")
     ax_acc.set_title("accuracy vs training time")
     if any_acc:
@@ -53,7 +53,9 @@ def plot(results: List[Dict[str, Any]], path: str, title: str = "") -> None:
             if v is not None:
                 xs.append(i + (j - (len(COST_RATIOS) - 1) / 2) * width)
                 ys.append(v)
-        bars = ax_cost.bar(xs, ys, width, label=label)
+        if not ys:
+            continue
+        bars = ax_cost.bar(xs, ys, width, label=label, color=colors[j % len(colors)])
         for b, v in zip(bars, ys):
             ax_cost.annotate(f"{v:.1f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=6)
     ax_cost.axhline(COST_FLOOR, color="red", linestyle="--", linewidth=1.2, label=f"{COST_FLOOR}× floor")

@@ -50,7 +50,7 @@ def _mib(s: Optional[Dict[str, Any]]) -> str:
 
 
 def _spread(p: Optional[Dict[str, Any]]) -> str:
-    if not p or p.get("pair_min") is None:
+    if not p or p.get("pair_min") is None or p.get("pairs", 0) < 2:
         return ""
     return f"pairs {p['pair_min']:.2f}–{p['pair_max']:.2f}"
 

@@ -28,4 +28,5 @@ def paired_ratios(msa2: Sequence[float], baseline: Sequence[float]) -> Dict[str,
     pairs = [ratio(a, b) for a, b in zip(msa2, baseline)]
     pairs = [p for p in pairs if p is not None]
     med = ratio(summarize(msa2)["median"], summarize(baseline)["median"])
-    return {"ratio": med, "pair_min": min(pairs) if pairs else None, "pair_max": max(pairs) if pairs else None}
+    return {"ratio": med, "pair_min": min(pairs) if pairs else None, "pair_max": max(pairs) if pairs else None,
+            "pairs": len(pairs)}

@@ -19,8 +19,8 @@ from typing import Dict, List, Optional, Sequence, Type
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.flop_count import flop_counter
 from benchmarks.networks import build_loss, build_network, build_optimizer
 from benchmarks.workspace import PlanContext
 
@@ -113,10 +113,10 @@ def training_step(s: StepSetup) -> float:
 
 
 def counted_training_step(s: StepSetup) -> Dict[str, float]:
-    """One training step under FlopCounterMode; stores and returns forward/backward/total FLOPs."""
-    with FlopCounterMode(display=False) as fwd:
+    """One training step under FlopCounterMode (groups-corrected conv backward, see flop_count.py); stores and returns forward/backward/total FLOPs."""
+    with flop_counter() as fwd:
         loss = _forward_loss(s)
-    with FlopCounterMode(display=False) as bwd:
+    with flop_counter() as bwd:
         _backward_update(s, loss)
     _sync(s.device)
     s.flops = {"forward": float(fwd.get_total_flops()), "backward": float(bwd.get_total_flops())}

@@ -26,9 +26,13 @@ class Workspace:
         from nnunet_msa.pipeline.environment import nnunet_env
 
         self.root = root
-        # nnUNet_def_n_proc: nnU-Net's export pools (end-of-training validation) would spawn 8 workers by default,
-        # each importing torch: too many for 2 cores.
-        self.env: Dict[str, str] = nnunet_env(str(root), extra={"nnUNet_def_n_proc": "2"})
+        # nnUNet_def_n_proc: nnU-Net's end-of-training validation spawns two pools (export, metrics) of this many
+        # workers (default 8), each importing torch for a few CPU seconds: 1 is plenty for 1-3 cases.
+        self.env: Dict[str, str] = nnunet_env(str(root), extra={"nnUNet_def_n_proc": "1"})
+        # nnU-Net runs torch with one thread per core on CPU. With OpenMP's default active waiting, a core shared
+        # with any other busy process makes every parallel region stall (a small conv2d: ~50 ms instead of ~1 ms
+        # on 2 shared cores); passive waiting does not. Results are unchanged. An explicit setting is kept.
+        self.env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.raw = Path(self.env["nnUNet_raw"])
         self.preprocessed = Path(self.env["nnUNet_preprocessed"])
         self.results = Path(self.env["nnUNet_results"])
@@ -89,12 +93,13 @@ def hippocampus(shared_data: Path, e2e_workspace: Workspace) -> h.Dataset:
     raw = ws.raw / "Dataset004_Hippocampus"
     assert (raw / "dataset.json").is_file(), "nnUNetv2_convert_MSD_dataset wrote no Dataset004_Hippocampus"
     h.run(["nnUNetv2_plan_and_preprocess", "-d", str(HIPPOCAMPUS_ID), "-c", "2d", "3d_fullres", "-np", "2"],
-          h.planning_env(env), ws.logs / "hippocampus_plan_and_preprocess.log")
+          env, ws.logs / "hippocampus_plan_and_preprocess.log")
     ds = h.dataset_from_raw(HIPPOCAMPUS_ID, raw, ws.preprocessed)
     for base, (name, batch) in HIPPOCAMPUS_CONFIGS.items():
         ds.configs[base] = add_inherited_configuration(str(ds.preprocessed_dir), base, name, batch)
 
     ids = case_ids(str(raw))
+    assert len(ids) == len(list((source / "labelsTr").glob("*.nii.gz"))), "conversion lost cases"
     sizes = _image_sizes(raw / "imagesTr")
     assert set(sizes) == set(ids), "converted images and labels do not match"
     by_size = sorted(ids, key=lambda c: (sizes[c][0], c))
@@ -102,6 +107,7 @@ def hippocampus(shared_data: Path, e2e_workspace: Workspace) -> h.Dataset:
     ds.train_ids = by_size[HIPPOCAMPUS_VAL_CASES:HIPPOCAMPUS_VAL_CASES + HIPPOCAMPUS_TRAIN_CASES]
     unseen_uint8 = [c for c in by_size[HIPPOCAMPUS_VAL_CASES + HIPPOCAMPUS_TRAIN_CASES:]
                     if sizes[c][1] == sitk.sitkUInt8]
+    assert unseen_uint8, "no uint8 image left to predict (the dataset has 55)"
     ds.predict_ids = ds.val_ids + unseen_uint8[:1]
     write_split(str(ds.preprocessed_dir), ds.train_ids, ds.val_ids)
     return ds

@@ -92,16 +92,6 @@ def with_budget(env: Dict[str, str], epochs: int, iterations: int, val_iteration
     return out
 
 
-def planning_env(env: Dict[str, str]) -> Dict[str, str]:
-    """``env`` for ``nnUNetv2_plan_*``: nnU-Net's planner calls ``torch.set_num_threads(get_allowed_n_proc_DA())``,
-    which fails for ``nnUNet_n_proc_DA=0`` (what ``nnunet_env`` sets for single-process training); use 2 there.
-    ``test_e2e_hippocampus.py::test_nnunet_env_can_plan`` checks ``nnunet_env`` itself."""
-    out = dict(env)
-    if out.get("nnUNet_n_proc_DA", "").strip() in ("0", ""):
-        out["nnUNet_n_proc_DA"] = "2"
-    return out
-
-
 # ------------------------------------------------------------------------------------------------ datasets
 @dataclass
 class Dataset:

@@ -18,8 +18,6 @@ TRAINER = "nnUNetTrainerMSA2_budget"
 # annealing (first max(1, ceil(0.1 * 2)) = 1 iteration) is over and the saved τ is 1. 3d_fullres: 1 iteration (a
 # 3D step costs much more), so the saved τ is still τ0: the test derives the expected value from the schedule.
 BUDGETS = {"2d": (1, 2, 1), "3d_fullres": (1, 1, 1)}
-# 2d predicts with nnU-Net's default test-time mirroring; 3d_fullres without (8 mirrored passes per 3D patch).
-PREDICT_FLAGS = {"2d": [], "3d_fullres": ["--disable_tta"]}
 
 _trained: Dict[str, dict] = {}
 
@@ -45,13 +43,13 @@ def trained(request, hippocampus, e2e_workspace) -> dict:
 
 @pytest.fixture(scope="module")
 def predicted(trained, hippocampus, e2e_workspace) -> dict:
-    """``nnUNetv2_predict`` on ``hippocampus.predict_ids`` in a fresh process."""
+    """``nnUNetv2_predict`` on ``hippocampus.predict_ids`` in a fresh process, without test-time mirroring (4 passes
+    per 2D patch, 8 per 3D patch): nnU-Net's end-of-training validation ran the mirrored passes already."""
     ws, ds, config = e2e_workspace, hippocampus, trained["config"]
-    base = next(b for b, c in ds.configs.items() if c == config)
     inputs = h.link_inputs(ds, ds.predict_ids, ws.root / "predict_in" / "hippocampus")
     out = ws.root / "predict_out" / f"hippocampus_{config}"
     ran = h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out), "-d", str(ds.dataset_id), "-c", config,
-                 "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1", *PREDICT_FLAGS[base]],
+                 "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"],
                 ws.env, ws.logs / f"hippocampus_predict_{config}.log", label=f"nnUNetv2_predict 4 {config}")
     return dict(out=out, output=ran.output, config=config)
 
@@ -137,14 +135,13 @@ def test_prediction_for_every_input(predicted, hippocampus) -> None:
     assert written == sorted(f"{c}.nii.gz" for c in hippocampus.predict_ids)
 
 
-@pytest.mark.parametrize("index", range(3))
-def test_prediction_geometry_and_labels(predicted, hippocampus, index) -> None:
-    case = hippocampus.predict_ids[index]
-    pred = predicted["out"] / f"{case}.nii.gz"
-    assert pred.is_file()
-    h.assert_same_geometry(pred, hippocampus.image_files(case)[0])
-    values = h.label_values(pred)
-    assert values <= hippocampus.labels, f"{case}: labels {values} not in {hippocampus.labels}"
+def test_predictions_have_the_input_geometry_and_dataset_labels(predicted, hippocampus) -> None:
+    for case in hippocampus.predict_ids:
+        pred = predicted["out"] / f"{case}.nii.gz"
+        assert pred.is_file(), f"no prediction for {case}"
+        h.assert_same_geometry(pred, hippocampus.image_files(case)[0])
+        values = h.label_values(pred)
+        assert values <= hippocampus.labels, f"{case}: labels {values} not in {hippocampus.labels}"
 
 
 def test_predict_fails_clearly_without_nnunet_ext_trainer(hippocampus, e2e_workspace, tmp_path) -> None:
@@ -161,17 +158,3 @@ def test_predict_fails_clearly_without_nnunet_ext_trainer(hippocampus, e2e_works
     assert "nnUNet_extTrainer" in ran.output
     assert f"Could not find requested nnunet trainer {TRAINER}" in ran.output
     assert not list((tmp_path / "out").glob("*.nii.gz"))
-
-
-def test_nnunet_env_can_plan(hippocampus, e2e_workspace) -> None:
-    """``nnunet_env`` is the environment for all of nnU-Net's commands, planning included (the dataset's
-    fingerprint exists already, so this only plans, under another plans name)."""
-    from nnunet_msa.pipeline.environment import nnunet_env
-
-    env = nnunet_env(str(e2e_workspace.root))
-    ran = h.run(["nnUNetv2_plan_experiment", "-d", str(hippocampus.dataset_id), "-overwrite_plans_name",
-                 "nnUNetPlansEnvCheck"], env, e2e_workspace.logs / "hippocampus_plan_with_nnunet_env.log",
-                check=False, label="nnUNetv2_plan_experiment with nnunet_env")
-    assert ran.returncode == 0, (f"nnUNetv2_plan_experiment fails in nnunet_env's environment "
-                                 f"(nnUNet_n_proc_DA={env.get('nnUNet_n_proc_DA')!r}):\n{ran.output[-3000:]}")
-    assert (hippocampus.preprocessed_dir / "nnUNetPlansEnvCheck.json").is_file()

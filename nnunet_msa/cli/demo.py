@@ -28,11 +28,12 @@ from nnunet_msa.pipeline.synthetic_dataset import SyntheticSpec, write_synthetic
 TRAINERS = ("nnUNetTrainer_budget", "nnUNetTrainerMSA2_budget")
 DEFAULT_WORKSPACE = "nnunet_msa_demo"
 MARKER = ".nnunet_msa_demo"
-# Defaults measured on 2 CPU cores so that the default run takes about 10 minutes (see README).
-DEFAULTS = {"epochs": 5, "iterations": 8, "val_iterations": 1, "batch_size": 2, "val_cases": 2}
-SOURCE_DEFAULTS = {"synthetic": {"cases": 20, "test_cases": 4},
-                   "msd": {"cases": 20, "test_cases": 4},
-                   "raw": {"cases": 20, "test_cases": 4}}
+# Defaults sized so that the default run takes about 10 minutes on 2 CPU cores: an MSA2 iteration (batch 2) costs
+# about 4.5x a default nnU-Net one, and each nnU-Net command spends ~10-30 s on imports and worker start-up.
+DEFAULTS = {"val_iterations": 1, "batch_size": 2, "val_cases": 2}
+SOURCE_DEFAULTS = {"synthetic": {"cases": 20, "test_cases": 4, "epochs": 5, "iterations": 14},
+                   "msd": {"cases": 20, "test_cases": 4, "epochs": 4, "iterations": 12},
+                   "raw": {"cases": 20, "test_cases": 4, "epochs": 4, "iterations": 12}}
 
 
 class DemoError(RuntimeError):
@@ -72,13 +73,17 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                      help="nnU-Net configuration to plan and train")
     run.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
                      help="batch size of a configuration inheriting the planned one (0: the planned batch size)")
-    run.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="epochs of each trainer")
-    run.add_argument("--iterations", type=int, default=DEFAULTS["iterations"], help="training iterations per epoch")
+    run.add_argument("--epochs", type=int, default=None,
+                     help="epochs of each trainer (default 5 synthetic, 4 --msd/--nnunet-raw-dataset)")
+    run.add_argument("--iterations", type=int, default=None,
+                     help="training iterations per epoch (default 14 synthetic, 12 --msd/--nnunet-raw-dataset)")
     run.add_argument("--val-iterations", type=int, default=DEFAULTS["val_iterations"],
                      help="validation iterations per epoch")
     run.add_argument("--trainers", nargs="+", default=list(TRAINERS), metavar="TRAINER",
                      help="trainers to compare, on the same budget")
-    run.add_argument("--disable-tta", action="store_true", help="predict without mirroring (faster)")
+    run.add_argument("--tta", action="store_true",
+                     help="predict the held-out cases with nnU-Net's test-time mirroring (up to 8x the prediction "
+                          "time; nnU-Net's own end-of-training validation always mirrors)")
     run.add_argument("--processes", type=int, default=2, help="processes for conversion and preprocessing")
     run.add_argument("--verbose", action="store_true", help="also echo nnU-Net's output (always in logs/)")
 
@@ -87,6 +92,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; 0 on success, 1 when an nnU-Net command failed, 2 on bad inputs."""
     progress = Progress()
     try:
+        fill_defaults(args)
         workspace = prepare_workspace(args.workspace, args.overwrite)
         progress.say(f"workspace: {workspace}")
         result = run_pipeline(args, workspace, progress)
@@ -332,14 +338,24 @@ def prepare_raw_dataset(args: argparse.Namespace, workspace: str, raw: str) -> D
                     labels_dir, foreground_labels(meta["labels"]), ending, train, val, test)
 
 
-def prepare_data(args: argparse.Namespace, workspace: str, env: Dict[str, str], progress: Progress) -> DemoData:
-    """The dataset for the chosen source, with train/val/held-out cases decided."""
-    kind = "msd" if args.msd else "raw" if args.nnunet_raw_dataset else "synthetic"
-    for name, value in SOURCE_DEFAULTS[kind].items():
+def source_kind(args: argparse.Namespace) -> str:
+    return "msd" if args.msd else "raw" if args.nnunet_raw_dataset else "synthetic"
+
+
+def fill_defaults(args: argparse.Namespace) -> None:
+    """Per-source defaults for the flags left unset; check the counts."""
+    for name, value in SOURCE_DEFAULTS[source_kind(args)].items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     if args.cases < 2 or args.test_cases < 1 or args.val_cases < 1:
         raise DemoError("need --cases >= 2, --test-cases >= 1 and --val-cases >= 1")
+    if min(args.epochs, args.iterations, args.val_iterations) < 1:
+        raise DemoError("--epochs, --iterations and --val-iterations must be at least 1")
+
+
+def prepare_data(args: argparse.Namespace, workspace: str, env: Dict[str, str], progress: Progress) -> DemoData:
+    """The dataset for the chosen source, with train/val/held-out cases decided."""
+    kind = source_kind(args)
     if kind == "msd":
         return prepare_msd(args, workspace, env, progress)
     if kind == "raw":
@@ -407,7 +423,7 @@ def predict(trainer: str, configuration: str, data: DemoData, env: Dict[str, str
     cmd = ["nnUNetv2_predict", "-i", data.heldout_images, "-o", out, "-d", str(data.dataset_id), "-c",
            configuration, "-f", "0", "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1",
            "--disable_progress_bar"]
-    if args.disable_tta:
+    if not args.tta:
         cmd.append("--disable_tta")
     seconds = run_command(cmd, env, log_path=log, echo=args.verbose)
     progress.say(f"  predicted in {seconds:.0f} s")
@@ -443,8 +459,6 @@ def _none_if_nan(value: float) -> Optional[float]:
 # ------------------------------------------------------------------------------------------------------- pipeline
 def run_pipeline(args: argparse.Namespace, workspace: str, progress: Progress) -> dict:
     """All steps; returns the results dict (also written to the workspace)."""
-    if min(args.epochs, args.iterations, args.val_iterations) < 1:
-        raise DemoError("--epochs, --iterations and --val-iterations must be at least 1")
     env = nnunet_env(workspace, epochs=args.epochs, iterations=args.iterations, val_iterations=args.val_iterations,
                      extra={"nnUNet_def_n_proc": str(args.processes)})
     timings: Dict[str, float] = {}
@@ -461,7 +475,7 @@ def run_pipeline(args: argparse.Namespace, workspace: str, progress: Progress) -
               "base_configuration": args.configuration, "batch_size": batch_size,
               "budget": {"epochs": args.epochs, "iterations_per_epoch": args.iterations,
                          "val_iterations_per_epoch": args.val_iterations},
-              "tta": not args.disable_tta, "labels": data.labels, "train_cases": data.train_ids,
+              "tta": args.tta, "labels": data.labels, "train_cases": data.train_ids,
               "val_cases": data.val_ids, "test_cases": data.test_ids, "trainers": {}, "timings": timings}
     for trainer in args.trainers:
         result["trainers"][trainer] = run_trainer(trainer, configuration, data, env, workspace, args, progress)

@@ -33,7 +33,9 @@ class MSA2UNet(nn.Module):
     ``encoder`` picks one and defaults to "residual" when ``n_blocks_per_stage`` is given.
 
     MSA2 options: ``use_bridge``, ``use_masag``, ``use_sacm`` (False: static convs of the planned size),
-    ``n_bridge`` (blocks per bridge), ``sacm_candidates`` (K), ``sacm_realization``, ``sacm_reduction`` (r).
+    ``n_bridge`` (blocks per bridge), ``sacm_candidates`` (K), ``sacm_realization``, ``sacm_reduction`` (r);
+    placement: ``bridge_stages``, ``masag_stages``, ``sacm_stages`` (how many decoder stages, from the lowest
+    resolution up, get the module; None: all).
     """
 
     def __init__(
@@ -68,6 +70,9 @@ class MSA2UNet(nn.Module):
         sacm_candidates: int = 3,
         sacm_realization: str = "dilated",
         sacm_reduction: int = 4,
+        bridge_stages: Optional[int] = None,
+        masag_stages: Optional[int] = None,
+        sacm_stages: Optional[int] = None,
     ) -> None:
         super().__init__()
         encoder = encoder or ("residual" if n_blocks_per_stage is not None else "plain")
@@ -101,7 +106,8 @@ class MSA2UNet(nn.Module):
                                            **common)
         self.encoder_type = encoder
         self.decoder = MSADecoder(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
-                                  self.sacm_config, use_bridge, use_masag, n_bridge)
+                                  self.sacm_config, use_bridge, use_masag, n_bridge, bridge_stages, masag_stages,
+                                  sacm_stages)
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
         dim = conv_dim(self.conv_op)

@@ -13,7 +13,8 @@ supervision loss zips with its targets), otherwise the full-resolution output on
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Union
+from dataclasses import replace
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -61,7 +62,13 @@ class MSADecoder(nn.Module):
         use_bridge: bool = True,
         use_masag: bool = True,
         n_bridge: int = 2,
+        bridge_stages: Optional[int] = None,
+        masag_stages: Optional[int] = None,
+        sacm_stages: Optional[int] = None,
     ) -> None:
+        """``bridge_stages``, ``masag_stages``, ``sacm_stages``: in how many decoder stages, counted from the lowest
+        resolution, the module is used, as a slice ``[:limit]`` of the stages: None all, 2 the two lowest, -1 all
+        but the full-resolution one. Where SACM is not used, the stage has static convs."""
         super().__init__()
         self.deep_supervision = deep_supervision
         self.encoder = encoder
@@ -82,16 +89,23 @@ class MSADecoder(nn.Module):
         self.use_bridge, self.use_masag = use_bridge, use_masag
 
         transpconvs, bridges, gates, stages, seg_layers = [], [], [], [], []
+        def within(limit: Optional[int], stage: int) -> bool:
+            return stage in range(n_enc - 1)[:limit]
+
         for s in range(1, n_enc):
+            stage_sacm = replace(sacm, enabled=sacm.enabled and within(sacm_stages, s - 1))
+            with_bridge = use_bridge and within(bridge_stages, s - 1)
+            with_masag = use_masag and within(masag_stages, s - 1)
             c_below, c_skip = encoder.output_channels[-s], encoder.output_channels[-(s + 1)]
             kernel = kernels[-(s + 1)]
             transpconvs.append(transpconv_op(c_below, c_skip, strides[-s], strides[-s], bias=encoder.conv_bias))
-            bridges.append(MSConvBridge(conv_op, c_skip, kernel, n_bridge, sacm, encoder.conv_bias, **norm, **act)
-                           if use_bridge else nn.Identity())
-            gates.append(MASAG(conv_op, c_skip, kernel, **norm, **act, conv_bias=True) if use_masag else None)
+            bridges.append(MSConvBridge(conv_op, c_skip, kernel, n_bridge, stage_sacm, encoder.conv_bias, **norm,
+                                        **act) if with_bridge else nn.Identity())
+            gates.append(MASAG(conv_op, c_skip, kernel, **norm, **act, conv_bias=True) if with_masag else
+                         nn.Identity())
 
-            def make_block(first: bool, c=c_skip, k=kernel) -> AdaptiveConvNormAct:
-                return AdaptiveConvNormAct(conv_op, 2 * c if first else c, c, k, sacm, encoder.conv_bias, **norm,
+            def make_block(first: bool, c=c_skip, k=kernel, cfg=stage_sacm) -> AdaptiveConvNormAct:
+                return AdaptiveConvNormAct(conv_op, 2 * c if first else c, c, k, cfg, encoder.conv_bias, **norm,
                                            dropout_op=encoder.dropout_op, dropout_op_kwargs=encoder.dropout_op_kwargs,
                                            **act)
 
@@ -99,7 +113,7 @@ class MSADecoder(nn.Module):
             seg_layers.append(conv_op(c_skip, num_classes, 1, 1, 0, bias=True))
         self.transpconvs = nn.ModuleList(transpconvs)
         self.bridges = nn.ModuleList(bridges)
-        self.gates = nn.ModuleList(gates) if use_masag else None
+        self.gates = nn.ModuleList(gates) if use_masag else None  # nn.Identity where a stage has no gate
         self.stages = nn.ModuleList(stages)
         self.seg_layers = nn.ModuleList(seg_layers)
 
@@ -112,7 +126,7 @@ class MSADecoder(nn.Module):
         for s in range(n):
             up = self.transpconvs[s](h)
             skip = self.bridges[s](skips[-(s + 2)])
-            if self.gates is not None:
+            if self.gates is not None and isinstance(self.gates[s], MASAG):
                 skip = self.gates[s](skip, up)
             h = self.stages[s](torch.cat((up, skip), dim=1))
             if self.deep_supervision:
@@ -137,9 +151,9 @@ class MSADecoder(nn.Module):
             c = self.encoder.output_channels[-(s + 2)]
             out += self.stages[s].compute_conv_feature_map_size(sz)
             out += 2 * c * math.prod(sz)  # transposed conv output and the concatenation
-            if self.use_bridge:
+            if isinstance(self.bridges[s], MSConvBridge):
                 out += self.bridges[s].compute_conv_feature_map_size(sz)
-            if self.gates is not None:
+            if self.gates is not None and isinstance(self.gates[s], MASAG):
                 out += self.gates[s].compute_conv_feature_map_size(sz)
             if self.deep_supervision or s == n - 1:
                 out += self.num_classes * math.prod(sz)

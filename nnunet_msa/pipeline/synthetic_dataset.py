@@ -4,7 +4,7 @@ Each case holds two structures on a noisy background:
 
 * label 1, a spindle: an elliptic cross-section whose radii grow and shrink along z (``sin`` profile) around an
   axis that drifts in-plane, so its area changes from slice to slice;
-* label 2, a smaller ellipsoid elsewhere in the volume, with its own intensity.
+* label 2, a smaller ellipsoid elsewhere in the volume, darker than the background where the spindle is brighter.
 
 Positions, sizes and intensities are random per case and fully determined by the seed. Images are written as float32
 ``CASE_0000.nii.gz``, labels as uint8 ``CASE.nii.gz``; the spacing (anisotropic along z by default) is set in the
@@ -92,7 +92,7 @@ def ellipsoid_mask(shape: Sequence[int], rng: np.random.Generator, avoid: np.nda
     z, y, x = _grid(shape)
     best, best_overlap = None, np.inf
     for _ in range(tries):
-        radii = np.array([rng.uniform(0.1, 0.16) * nz, rng.uniform(0.09, 0.14) * ny, rng.uniform(0.09, 0.14) * nx])
+        radii = np.array([rng.uniform(0.14, 0.2) * nz, rng.uniform(0.13, 0.18) * ny, rng.uniform(0.13, 0.18) * nx])
         centre = [rng.uniform(r + 1, n - r - 1) for r, n in zip(radii, shape)]
         mask = ((z - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + \
                ((x - centre[2]) / radii[2]) ** 2 <= 1.0
@@ -122,7 +122,7 @@ def make_case(rng: np.random.Generator, spec: SyntheticSpec = SyntheticSpec()) -
     # smooth background bias so intensity alone is not a perfect classifier
     bias = 0.15 * np.sin(2 * np.pi * (y / shape[1] + rng.uniform())) * np.cos(2 * np.pi * (x / shape[2] +
                                                                                             rng.uniform()))
-    means = {0: 0.0, 1: rng.uniform(0.9, 1.1), 2: rng.uniform(0.45, 0.6)}
+    means = {0: 0.0, 1: rng.uniform(0.9, 1.1), 2: rng.uniform(-0.9, -0.7)}  # spindle bright, blob dark
     image = bias + np.choose(label, [means[0], means[1], means[2]])
     image = image + rng.normal(0.0, spec.noise, size=shape)
     scale, offset = rng.uniform(80, 120), rng.uniform(50, 150)  # arbitrary scanner-like units
