@@ -5,7 +5,6 @@ The data comes from ``<repo>/../shared/data`` (override: ``$NNUNET_MSA_SHARED_DA
 that folder is absent; anything missing inside it is an error."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Dict
 

@@ -7,14 +7,14 @@ Each goes through ``nnUNetv2_plan_and_preprocess``, one training iteration of ``
 nnU-Net's end-of-training validation on one case) and ``nnUNetv2_predict`` on cases no training saw.
 
 To fit the time budget on 2 CPU cores the workspace holds cropped copies, made by the fixtures (the shared folder is
-never written): ISBI images 128×128 (centre crops; full 512×512 images make nnU-Net plan a 512×512 patch, and one
-MSA2 forward pass of that costs about as much as this whole file), BraTS volumes 8 slices × 96 × 96 around the tumour
-(the full 240×240×155 volumes cost minutes per case in nnU-Net's slice-by-slice validation alone). Crops keep what
-these tests are about: the PNG reader/writer, the 2-channel input, the NIfTI geometry (a crop has its own origin)."""
+never written): ISBI images 128×128 (centre crops), BraTS volumes 8 slices × 96 × 96 around the tumour. Measured on
+2 shared cores, one MSA2 forward pass of the planned full-size patch costs ~9 s for ISBI (512×512, 8 stages) and
+~2 s for BraTS (256×256), so nnU-Net's end-of-training validation of a single full BraTS volume (155 slices × 4
+mirrored passes) alone would take ~20 minutes. Crops keep what these tests are about: the PNG reader/writer, the
+2-channel input, the NIfTI geometry (a crop has its own origin)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -102,7 +102,9 @@ def test_trained_msa2_takes_all_input_channels(dataset) -> None:
     assert ckpt["trainer_name"] == TRAINER
     weights = ckpt["network_weights"]
     assert any(k.endswith(".temperature") for k in weights), "no SACM temperature buffer in the saved weights"
-    first_conv = next(v for k, v in weights.items() if k.endswith("weight") and v.ndim == 4)  # 2d: (out, in, k, k)
+    # the encoder's first convolution (state_dict order is registration order), 2d: (out, in, k, k)
+    first_conv = next(v for k, v in weights.items() if k.startswith("encoder.") and k.endswith(".weight")
+                      and v.ndim == 4)
     assert first_conv.shape[1] == dataset.num_channels, f"first convolution takes {first_conv.shape[1]} channels"
     with open(dataset.model_dir / "fold_0" / "validation" / "summary.json") as f:
         summary = json.load(f)

@@ -43,7 +43,6 @@ class DemoError(RuntimeError):
 # ----------------------------------------------------------------------------------------------------------- CLI
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``demo`` sub-command's flags."""
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     src = parser.add_argument_group("data (default: a synthetic dataset generated on the spot)")
     src_x = src.add_mutually_exclusive_group()
     src_x.add_argument("--msd", metavar="PATH", help="an MSD task folder (e.g. Task04_Hippocampus); a subset is "
@@ -55,14 +54,14 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--test-cases", type=int, default=None,
                      help="held-out cases to predict and score, never trained on (default 4)")
     src.add_argument("--val-cases", type=int, default=DEFAULTS["val_cases"],
-                     help="of --cases, how many nnU-Net validates on (split fold 0) instead of training on")
-    src.add_argument("--shape", default="24,48,48", help="synthetic volume shape z,y,x")
-    src.add_argument("--spacing", default="2.0,1.0,1.0", help="synthetic voxel spacing z,y,x in mm")
+                     help="of --cases, how many nnU-Net validates on (split fold 0) instead of training on (default 2)")
+    src.add_argument("--shape", default="24,48,48", help="synthetic volume shape z,y,x (default 24,48,48)")
+    src.add_argument("--spacing", default="2.0,1.0,1.0", help="synthetic voxel spacing z,y,x in mm (default 2.0,1.0,1.0)")
     src.add_argument("--group-pattern", default=r"^(.*?)(?:_frame\d+)?$",
                      help="regex whose group 1 names the patient of a case; cases of one patient stay on one side "
                           "of the train/held-out split (the default groups ACDC's frames by patient)")
-    src.add_argument("--dataset-id", type=int, default=900, help="nnU-Net dataset ID inside the workspace")
-    src.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and the case selection")
+    src.add_argument("--dataset-id", type=int, default=900, help="nnU-Net dataset ID inside the workspace (default 900)")
+    src.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and the case selection (default 0)")
     run = parser.add_argument_group("nnU-Net run")
     run.add_argument("--workspace", default=None,
                      help=f"folder for everything (default: ./{DEFAULT_WORKSPACE}, or ./{DEFAULT_WORKSPACE}_N if "
@@ -70,21 +69,21 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--overwrite", action="store_true",
                      help="reuse --workspace from an earlier demo, deleting what that demo wrote there")
     run.add_argument("--configuration", default="3d_fullres", choices=("3d_fullres", "2d"),
-                     help="nnU-Net configuration to plan and train")
+                     help="nnU-Net configuration to plan and train (default 3d_fullres)")
     run.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
-                     help="batch size of a configuration inheriting the planned one (0: the planned batch size)")
+                     help="batch size of a configuration inheriting the planned one (default 2; 0: the planned batch size)")
     run.add_argument("--epochs", type=int, default=None,
                      help="epochs of each trainer (default 5 synthetic, 4 --msd/--nnunet-raw-dataset)")
     run.add_argument("--iterations", type=int, default=None,
                      help="training iterations per epoch (default 14 synthetic, 12 --msd/--nnunet-raw-dataset)")
     run.add_argument("--val-iterations", type=int, default=DEFAULTS["val_iterations"],
-                     help="validation iterations per epoch")
+                     help="validation iterations per epoch (default 1)")
     run.add_argument("--trainers", nargs="+", default=list(TRAINERS), metavar="TRAINER",
-                     help="trainers to compare, on the same budget")
+                     help="trainers to compare on the same budget (default: %(default)s)")
     run.add_argument("--tta", action="store_true",
                      help="predict the held-out cases with nnU-Net's test-time mirroring (up to 8x the prediction "
                           "time; nnU-Net's own end-of-training validation always mirrors)")
-    run.add_argument("--processes", type=int, default=2, help="processes for conversion and preprocessing")
+    run.add_argument("--processes", type=int, default=2, help="processes for conversion and preprocessing (default 2)")
     run.add_argument("--verbose", action="store_true", help="also echo nnU-Net's output (always in logs/)")
 
 
