@@ -79,7 +79,7 @@ def test_demo_runs_the_real_nnunet_commands_for_both_trainers(tmp_path) -> None:
     workspace = tmp_path / "ws"
     cmd = [sys.executable, "-m", "nnunet_msa.cli.main", "demo", "--workspace", str(workspace),
            "--cases", "4", "--test-cases", "2", "--val-cases", "1", "--shape", "16,32,32",
-           "--epochs", "1", "--iterations", "1", "--val-iterations", "1", "--batch-size", "2"]
+           "--epochs", "1", "--iterations", "1", "--val-iterations", "1", "--batch-size", "2", "--processes", "1"]
     env = dict(os.environ)
     bindir = os.path.dirname(sys.executable)  # the nnUNetv2_* scripts of this interpreter's environment
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
