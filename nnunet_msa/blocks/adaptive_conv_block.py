@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
+from nnunet_msa.blocks.recompute import maybe_recompute
 from nnunet_msa.blocks.sacm import SACM, SACMConfig, as_per_axis, conv_dim
 
 
@@ -37,6 +38,7 @@ class AdaptiveConvNormAct(nn.Module):
         dim = conv_dim(conv_op)
         kernel_size = as_per_axis(kernel_size, dim, "kernel_size")
         self.output_channels = output_channels
+        self.recompute = False  # keep only x for backward and rerun the block then (see blocks/recompute.py)
         if sacm.enabled:
             self.conv: nn.Module = SACM(conv_op, input_channels, output_channels, kernel_size, sacm.num_candidates,
                                         sacm.realization, sacm.reduction, bias=conv_bias)
@@ -47,10 +49,15 @@ class AdaptiveConvNormAct(nn.Module):
         self.norm = norm_op(output_channels, **(norm_op_kwargs or {})) if norm_op is not None else nn.Identity()
         self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _block(self, x: torch.Tensor) -> torch.Tensor:
         return self.nonlin(self.norm(self.dropout(self.conv(x))))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return maybe_recompute(self.recompute, self._block, x)
+
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
-        if isinstance(self.conv, SACM):
+        """Feature-map elements kept for backward (nnU-Net's planner unit): the output only for a static conv or a
+        recomputed block, the SACM's responses and mixture otherwise."""
+        if isinstance(self.conv, SACM) and not self.recompute:
             return self.conv.compute_conv_feature_map_size(input_size)
         return int(self.output_channels * math.prod(int(s) for s in input_size))

@@ -6,9 +6,12 @@ Two exact rewrites avoid both:
 
 - dilation d > 1 -> "polyphase" (space-to-batch): the padded input is split into its d^n phase grids, each phase is
   convolved with the undilated kernel, and the outputs are interleaved back. Same sums, same result.
-- depthwise -> channels_last_3d memory layout for the call.
+- depthwise -> channels-last memory layout for the call (2D and 3D, also for the phase grids of a dilated one):
+  in 2D the channels-first depthwise backward is 10-40x slower (measured 149 ms against 3.9 ms for
+  8×64×56×40), in 3D about 3x.
 
-On CUDA (cuDNN handles both) and in 2D the call goes straight to ``F.conv{2,3}d``.
+On CUDA (cuDNN handles both) the call goes straight to ``F.conv{2,3}d``; on CPU 2D only depthwise convs are
+rerouted (oneDNN runs dense dilated 2D convs well).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
 
 
 def _polyphase_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
@@ -41,7 +45,9 @@ def _polyphase_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     for d in dilation:
         n_phase *= d
     xr = xp.reshape(split).permute(perm).reshape(B * n_phase, C, *q)
-    y = _CONV_FN[dim](xr, weight, bias, 1, 0, 1, groups)
+    if groups > 1:
+        xr = xr.contiguous(memory_format=_CHANNELS_LAST[dim])
+    y = _CONV_FN[dim](xr, weight, bias, 1, 0, 1, groups).contiguous()
     c_out, o = y.shape[1], list(y.shape[2:])
     # (B, d0, d1, ..., C_out, o0, o1, ...) -> (B, C_out, o0, d0, o1, d1, ...)
     y = y.reshape([B] + list(dilation) + [c_out] + o)
@@ -50,21 +56,28 @@ def _polyphase_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     return y[(slice(None), slice(None)) + tuple(slice(0, n) for n in sizes)].contiguous()
 
 
-def fast_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
-              padding: Sequence[int] = 0, dilation: Sequence[int] = 1, groups: int = 1) -> torch.Tensor:
-    """``F.conv{n}d(x, weight, bias, 1, padding, dilation, groups)`` for 'same' stride-1 convs, faster on CPU 3D.
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """x in the channels-last layout of its dimensionality (same values; a no-op if it already is)."""
+    return x.contiguous(memory_format=_CHANNELS_LAST[x.dim() - 2]) if x.dim() - 2 in _CHANNELS_LAST else x
 
-    x: (B, C_in, *S); weight: (C_out, C_in / groups, *k) with odd k; padding must be (k - 1) / 2 · dilation."""
+
+def fast_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
+              padding: Sequence[int] = 0, dilation: Sequence[int] = 1, groups: int = 1,
+              keep_channels_last: bool = False) -> torch.Tensor:
+    """``F.conv{n}d(x, weight, bias, 1, padding, dilation, groups)`` for 'same' stride-1 convs, faster on CPU.
+
+    x: (B, C_in, *S); weight: (C_out, C_in / groups, *k) with odd k; padding must be (k - 1) / 2 · dilation.
+    keep_channels_last: return a depthwise conv's output in the channels-last layout it was computed in (saves a
+    copy when the caller keeps working channels-last; values are the same either way)."""
     dim = x.dim() - 2
     dil = [dilation] * dim if isinstance(dilation, int) else list(dilation)
     pad = [padding] * dim if isinstance(padding, int) else list(padding)
-    if x.device.type != "cpu" or dim != 3:
+    if x.device.type != "cpu" or dim not in (2, 3):
         return _CONV_FN[dim](x, weight, bias, 1, pad, dil, groups)
     depthwise = groups > 1 and groups == x.shape[1] and weight.shape[1] == 1
-    if depthwise:
-        x = x.contiguous(memory_format=torch.channels_last_3d)
-    if any(d > 1 for d in dil):
-        y = _polyphase_conv(x, weight, bias, dil, groups)
-    else:
-        y = F.conv3d(x, weight, bias, 1, pad, 1, groups)
-    return y.contiguous() if depthwise else y
+    if dim == 3 and any(d > 1 for d in dil):
+        return _polyphase_conv(x, weight, bias, dil, groups)
+    if not depthwise:
+        return _CONV_FN[dim](x, weight, bias, 1, pad, dil, groups)
+    y = _CONV_FN[dim](channels_last(x), weight, bias, 1, pad, dil, groups)
+    return y if keep_channels_last else y.contiguous()

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_msa.blocks.fast_conv import fast_conv
+from nnunet_msa.blocks.recompute import maybe_recompute
 from nnunet_msa.blocks.sacm import as_per_axis, conv_dim
 
 
@@ -59,6 +60,7 @@ class MASAG(nn.Module):
         C = channels
         self.channels = C
         self.observe = False
+        self.recompute = False  # rerun each of eq. 1, eq. 2-6 and the output in backward (blocks/recompute.py)
         self.last_attention: Optional[torch.Tensor] = None
         # eq. 1, local context: DW -> norm -> nonlin, DWD (dilation 2) -> norm -> nonlin, Conv1x1
         self.dw = nn.Sequential(
@@ -101,11 +103,17 @@ class MASAG(nn.Module):
         if x.shape != g.shape:
             raise ValueError(f"MASAG needs the skip X and the decoder feature G of the same shape, got "
                              f"{tuple(x.shape)} and {tuple(g.shape)}.")
-        att = self.attention_map(x, g, self.context(x, g))
+        u = maybe_recompute(self.recompute, self.context, x, g)
+        att = maybe_recompute(self.recompute, self.attention_map, x, g, u)
         if self.observe:
             self.last_attention = att.mean(dim=1, keepdim=True).detach()
-        return self.out_norm(self.out_proj(att.to(x.dtype) * x))  # eq. 6
+        return maybe_recompute(self.recompute, self._output, att, x)
+
+    def _output(self, att: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Eq. 6, outer part: norm(Conv1x1(att · X)), (B, C, *S) in X's dtype."""
+        return self.out_norm(self.out_proj(att.to(x.dtype) * x))
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
-        """About eleven C-channel maps kept for backward (DW, DWD, local, U, X', G', X'', G'', U', att, out)."""
-        return int(11 * self.channels * math.prod(int(s) for s in input_size))
+        """C-channel maps kept for backward: about eleven (DW, DWD, local, U, X', G', X'', G'', U', att, out), or
+        three with ``recompute`` (U, att, out)."""
+        return int((3 if self.recompute else 11) * self.channels * math.prod(int(s) for s in input_size))

@@ -19,7 +19,9 @@ from dynamic_network_architectures.building_blocks.residual import BasicBlockD, 
 from dynamic_network_architectures.building_blocks.residual_encoders import ResidualEncoder
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He, init_last_bn_before_add_to_0
 
-from nnunet_msa.blocks.sacm import SACMConfig, conv_dim
+from nnunet_msa.blocks.adaptive_conv_block import AdaptiveConvNormAct
+from nnunet_msa.blocks.masag import MASAG
+from nnunet_msa.blocks.sacm import SACM, SACMConfig, conv_dim
 from nnunet_msa.network.msa_decoder import MSADecoder
 
 ENCODERS = ("plain", "residual")
@@ -35,7 +37,8 @@ class MSA2UNet(nn.Module):
     MSA2 options: ``use_bridge``, ``use_masag``, ``use_sacm`` (False: static convs of the planned size),
     ``n_bridge`` (blocks per bridge), ``sacm_candidates`` (K), ``sacm_realization``, ``sacm_reduction`` (r);
     placement: ``bridge_stages``, ``masag_stages``, ``sacm_stages`` (how many decoder stages, from the lowest
-    resolution up, get the module; None: all).
+    resolution up, get the module; None: all); ``recompute`` (keep only the inputs of SACM blocks and MASAG
+    gates for backward and rerun them then: less memory, one more forward of those blocks).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class MSA2UNet(nn.Module):
         bridge_stages: Optional[int] = None,
         masag_stages: Optional[int] = None,
         sacm_stages: Optional[int] = None,
+        recompute: bool = False,
     ) -> None:
         super().__init__()
         encoder = encoder or ("residual" if n_blocks_per_stage is not None else "plain")
@@ -108,6 +112,15 @@ class MSA2UNet(nn.Module):
         self.decoder = MSADecoder(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
                                   self.sacm_config, use_bridge, use_masag, n_bridge, bridge_stages, masag_stages,
                                   sacm_stages)
+        self.set_recompute(recompute)
+
+    def set_recompute(self, enabled: bool) -> None:
+        """Recompute the SACM blocks and MASAG gates in backward instead of keeping their activations
+        (see ``nnunet_msa.blocks.recompute``); static blocks and the encoder are nnU-Net's and keep theirs."""
+        self.recompute = bool(enabled)
+        for m in self.decoder.modules():
+            if isinstance(m, MASAG) or (isinstance(m, AdaptiveConvNormAct) and isinstance(m.conv, SACM)):
+                m.recompute = self.recompute
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
         dim = conv_dim(self.conv_op)

@@ -12,7 +12,7 @@ import torch
 
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2
+from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2, nnUNetTrainerMSA2Full
 
 
 def _env_int(name: str, default: int) -> int:
@@ -40,3 +40,7 @@ class nnUNetTrainer_budget(_BudgetMixin, nnUNetTrainer):
 
 class nnUNetTrainerMSA2_budget(_BudgetMixin, nnUNetTrainerMSA2):
     """nnUNetTrainerMSA2 on the environment's budget."""
+
+
+class nnUNetTrainerMSA2Full_budget(_BudgetMixin, nnUNetTrainerMSA2Full):
+    """nnUNetTrainerMSA2Full on the environment's budget."""

@@ -13,17 +13,33 @@ from nnunet_msa.training.network_from_plans import build_msa2_network
 from nnunet_msa.training.temperature import annealed_temperature, set_sacm_temperature
 
 
+#: The default MSA2 placement of ``nnUNetTrainerMSA2``, chosen by the benchmark (``python -m benchmarks.run``;
+#: README, "Results"): SACM as depthwise candidates + pointwise (``separable``), one bridge block per skip, bridge,
+#: MASAG and SACM in every decoder stage but the full-resolution one, and the SACM blocks and MASAG gates recomputed
+#: in backward instead of keeping their activations. The spec-literal network (``dilated`` SACM in every decoder
+#: conv, two bridge blocks on every skip, MASAG everywhere) is ``nnUNetTrainerMSA2Full``.
+BALANCED_OPTIONS: Dict[str, Any] = {
+    "sacm_realization": "separable",
+    "n_bridge": 1,
+    "bridge_stages": -1,
+    "masag_stages": -1,
+    "sacm_stages": -1,
+    "recompute": True,
+}
+
+
 class nnUNetTrainerMSA2(nnUNetTrainer):
     """``nnUNetv2_train DATASET CONFIG FOLD -tr nnUNetTrainerMSA2``.
 
     Class attributes (subclasses change these, never ``__init__`` arguments: nnU-Net constructs trainers with fixed
     arguments and the predictor only calls ``build_network_architecture`` on the class):
-        msa2_options: ``MSA2UNet`` options overriding the plans' (e.g. ``{"use_bridge": False}``).
+        msa2_options: ``MSA2UNet`` options overriding the plans' (default ``BALANCED_OPTIONS``; a subclass
+            replaces the dict, e.g. ``{**BALANCED_OPTIONS, "use_bridge": False}``).
         tau0, anneal_fraction: SACM temperature from tau0 to 1 over that fraction of all iterations.
         anneal_temperature: False keeps τ = 1 throughout.
     """
 
-    msa2_options: ClassVar[Dict[str, Any]] = {}
+    msa2_options: ClassVar[Dict[str, Any]] = BALANCED_OPTIONS
     tau0: ClassVar[float] = 30.0
     anneal_fraction: ClassVar[float] = 0.1
     anneal_temperature: ClassVar[bool] = True
@@ -49,3 +65,10 @@ class nnUNetTrainerMSA2(nnUNetTrainer):
             self.print_to_log_file(f"SACM temperature: {tau:.3f}")
         self._msa2_step_in_epoch = step + 1
         return super().train_step(batch)
+
+
+class nnUNetTrainerMSA2Full(nnUNetTrainerMSA2):
+    """The spec-literal MSA2 network: ``MSA2UNet``'s own defaults (``dilated`` SACM, K = 3, in every decoder conv;
+    two bridge blocks on every skip; MASAG in every stage; no recomputation). About 4x nnU-Net's FLOPs and memory."""
+
+    msa2_options: ClassVar[Dict[str, Any]] = {}
