@@ -45,3 +45,19 @@ def test_quick_benchmark_hippocampus_2d(tmp_path):
     md = (out / "results.md").read_text()
     assert "hippocampus_2d" in md and "MSA2 / nnU-Net" in md
     assert "| hippocampus_2d" in proc.stdout  # the table is printed at the end
+
+    # benchmarks.variants on the same workspace: option variants against nnU-Net, memory probes included
+    cmd = [sys.executable, "-m", "benchmarks.variants", "--plan", "hippocampus_2d", "--batch-size", "2",
+           "--repeats", "1", "--workspace", str(tmp_path / "workspace"), "--data", DATA,
+           "--variant", "full={}", "--variant", "default=nnUNetTrainerMSA2", "--out", str(out / "variants.md")]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [line for line in (out / "variants.md").read_text().splitlines() if line.startswith("| full")
+            or line.startswith("| default")]
+    assert len(rows) == 2, rows
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")[1:]]
+        values = [float(c.rstrip("×")) for c in cells]
+        assert len(values) == 5 and all(math.isfinite(v) and v > 0 for v in values), row
+    full, default = ([float(c.strip().rstrip("×")) for c in r.strip("|").split("|")[1:]] for r in rows)
+    assert default[1] < full[1], "the default must need fewer FLOPs than the spec-literal network"

@@ -1,4 +1,4 @@
-"""fast_conv (polyphase dilation in 3D, channels-last depthwise on CPU) gives F.conv's values and gradients."""
+"""fast_conv (polyphase dilation in 3D, channels-last depthwise, slice-wise (1, k, k) on CPU) gives F.conv's values and gradients."""
 from __future__ import annotations
 
 import pytest
@@ -14,6 +14,8 @@ from nnunet_msa.blocks.fast_conv import fast_conv
     ((2, 4, 7, 9, 10), (4, 1, 3, 3, 3), (2, 2, 2), 4),  # depthwise, dilated
     ((2, 4, 7, 9, 10), (4, 1, 3, 3, 3), (1, 1, 1), 4),  # depthwise
     ((2, 3, 6, 6, 7), (3, 3, 3, 3, 3), (3, 1, 2), 1),   # mixed dilations, sizes not multiples of d
+    ((2, 4, 5, 9, 8), (4, 1, 1, 3, 3), (1, 2, 2), 4),   # anisotropic depthwise, dilated: slice-wise 2D
+    ((2, 4, 5, 9, 8), (4, 1, 1, 3, 3), (1, 1, 1), 4),   # anisotropic depthwise: slice-wise 2D
     ((2, 3, 9, 11), (4, 3, 3, 3), (2, 3), 1),           # 2D dense goes straight to F.conv2d
     ((2, 4, 9, 11), (4, 1, 3, 3), (1, 1), 4),           # 2D depthwise: channels-last
     ((2, 4, 9, 11), (4, 1, 3, 3), (3, 2), 4),           # 2D depthwise, dilated

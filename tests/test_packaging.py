@@ -89,7 +89,8 @@ try:
 except RuntimeError:
     out["found_without_ext_trainer"] = False
 os.environ["nnUNet_extTrainer"] = path
-for name in ("nnUNetTrainerMSA2", "nnUNetTrainerMSA2_budget", "nnUNetTrainer_budget"):
+for name in ("nnUNetTrainerMSA2", "nnUNetTrainerMSA2Full", "nnUNetTrainerMSA2_budget", "nnUNetTrainerMSA2Full_budget",
+             "nnUNetTrainer_budget"):
     cls = find(name)
     out[name] = {"name": cls.__name__, "file": inspect.getfile(cls)}
 out["modules"] = {}
@@ -130,7 +131,8 @@ def test_trainers_path_of_the_installed_wheel_is_inside_it(probe, installed) -> 
 @pytest.mark.e2e
 def test_nnunet_finds_the_installed_trainers_through_nnunet_ext_trainer_only(probe, installed) -> None:
     assert probe["found_without_ext_trainer"] is False, "nnU-Net found the trainer without nnUNet_extTrainer"
-    for name in ("nnUNetTrainerMSA2", "nnUNetTrainerMSA2_budget", "nnUNetTrainer_budget"):
+    for name in ("nnUNetTrainerMSA2", "nnUNetTrainerMSA2Full", "nnUNetTrainerMSA2_budget", "nnUNetTrainerMSA2Full_budget",
+             "nnUNetTrainer_budget"):
         assert probe[name]["name"] == name
         assert _inside(probe[name]["file"], installed), f"{name} comes from {probe[name]['file']}"
 

@@ -2,13 +2,16 @@
 
 On CPU (torch 2.x, oneDNN), a dilated ``conv3d`` falls back to a slow native kernel (2.5-3.5x a plain 3x3x3 conv
 of the same FLOPs), and a depthwise ``conv3d``'s backward is about 8x slower in the default (channels-first) layout.
-Two exact rewrites avoid both:
+Three exact rewrites avoid them:
 
 - dilation d > 1 -> "polyphase" (space-to-batch): the padded input is split into its d^n phase grids, each phase is
   convolved with the undilated kernel, and the outputs are interleaved back. Same sums, same result.
 - depthwise -> channels-last memory layout for the call (2D and 3D, also for the phase grids of a dilated one):
   in 2D the channels-first depthwise backward is 10-40x slower (measured 149 ms against 3.9 ms for
   8×64×56×40), in 3D about 3x.
+- a 3D kernel of size 1 on the first axis (nnU-Net's (1, 3, 3) on thick-slice data) -> a 2D conv on the slices
+  (depth folded into the batch; a channels-last 3D tensor folds without a copy): 2-3x faster than the 3D call,
+  dilated or not (measured 248 -> 102 ms for a 1×64×10×128×112 depthwise forward+backward).
 
 On CUDA (cuDNN handles both) the call goes straight to ``F.conv{2,3}d``; on CPU 2D only depthwise convs are
 rerouted (oneDNN runs dense dilated 2D convs well).
@@ -56,6 +59,19 @@ def _polyphase_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     return y[(slice(None), slice(None)) + tuple(slice(0, n) for n in sizes)].contiguous()
 
 
+def _slicewise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], padding: Sequence[int],
+                    dilation: Sequence[int], groups: int, depthwise: bool) -> torch.Tensor:
+    """3D conv with kernel (1, kh, kw) of x (B, C, D, H, W) as a 2D conv of the (B·D) slices. Returns (B, C', D, H, W)
+    channels-last for depthwise convs (the layout they ran in), channels-first otherwise."""
+    B, C, D, H, W = x.shape
+    if depthwise:
+        x = channels_last(x)  # (B, D, C, H, W) view of it is channels-last 2D: the reshape below is free
+    x2 = x.permute(0, 2, 1, 3, 4).reshape(B * D, C, H, W)
+    y = F.conv2d(x2, weight[:, :, 0], bias, 1, list(padding[1:]), list(dilation[1:]), groups)
+    y = y.reshape(B, D, y.shape[1], H, W).permute(0, 2, 1, 3, 4)
+    return y if depthwise else y.contiguous()
+
+
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     """x in the channels-last layout of its dimensionality (same values; a no-op if it already is)."""
     return x.contiguous(memory_format=_CHANNELS_LAST[x.dim() - 2]) if x.dim() - 2 in _CHANNELS_LAST else x
@@ -75,6 +91,9 @@ def fast_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor
     if x.device.type != "cpu" or dim not in (2, 3):
         return _CONV_FN[dim](x, weight, bias, 1, pad, dil, groups)
     depthwise = groups > 1 and groups == x.shape[1] and weight.shape[1] == 1
+    if dim == 3 and weight.shape[2] == 1 and pad[0] == 0 and (depthwise or any(d > 1 for d in dil)):
+        y = _slicewise_conv(x, weight, bias, pad, dil, groups, depthwise)
+        return y if (keep_channels_last or not depthwise) else y.contiguous()
     if dim == 3 and any(d > 1 for d in dil):
         return _polyphase_conv(x, weight, bias, dil, groups)
     if not depthwise:
