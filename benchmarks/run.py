@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import math
 import os
 import shlex
@@ -29,9 +30,9 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 
 from benchmarks import accuracy as acc_mod
-from benchmarks.catalog import DEFAULT_PLANS, PlanSpec, parse_plans
+from benchmarks.catalog import DEFAULT_PLANS, PLANS, PlanSpec, parse_plans
 from benchmarks.memory_probe import MALLOC_ENV, measure_interleaved
-from benchmarks.networks import BASELINE, MSA2, count_parameters, trainer_classes
+from benchmarks.networks import BASELINE, MSA2, build_network, count_parameters, trainer_classes
 from benchmarks.planner_estimate import planner_estimate, planner_reference
 from benchmarks.plot import plot
 from benchmarks.prediction_time import make_predictor, preprocess_case, quick_crop, select_case, \
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-accuracy", action="store_true", help="no nnUNetv2_train runs")
     p.add_argument("--skip-memory", action="store_true", help="no peak-memory subprocesses")
     p.add_argument("--skip-prediction", action="store_true", help="no sliding-window prediction timing")
+    p.add_argument("--refresh-estimates", action="store_true",
+                   help="measure nothing: recompute the planner estimates (deterministic, no timing) of OUT/results.json "
+                        "with the current code and rewrite OUT/results.{md,png}")
     p.add_argument("--out", default=os.path.join(HERE, "out"), help="output folder (default: %(default)s)")
     p.add_argument("--workspace", default=None,
                    help="nnU-Net workspace, reused between runs (default: OUT/workspace)")
@@ -257,9 +261,35 @@ def _ratios(r: Dict[str, Any]) -> None:
         q["training_time"] = ratio(res[MSA2]["training_time_s"], res[BASELINE]["training_time_s"])
 
 
+def refresh_estimates(args: argparse.Namespace) -> int:
+    """Recompute ``planner`` (and the ratios) of every plan in OUT/results.json with the current networks."""
+    md_path, json_path, png_path = (os.path.join(args.out, f"results.{e}") for e in ("md", "json", "png"))
+    with open(json_path) as f:
+        run = json.load(f)
+    ws = Workspace(args.workspace, args.data, n_proc=args.np)
+    ws.apply_to_process()
+    for r in run["results"]:
+        ctx = load_plan(ws, PLANS[r["plan"]])
+        classes = trainer_classes(r["trainers"][BASELINE], r["trainers"][MSA2])
+        ref = planner_reference(ctx)
+        r["planner"] = {"reference": ref, **{k: planner_estimate(build_network(classes[k], ctx, True), ctx, ref)
+                                             for k in (BASELINE, MSA2)}}
+        _ratios(r)
+    run["method_notes"].append(f"Planner estimates recomputed on {datetime.now().isoformat(timespec='seconds')} "
+                               f"with `--refresh-estimates` (the estimate code changed after the run; every other "
+                               f"figure is from the run).")
+    text = write_outputs(run, md_path, json_path)
+    plot(run["results"], png_path, title=f"{run['machine']['cpu_model']}, {run['settings']['threads']} threads, "
+                                         f"torch {run['machine']['torch']}")
+    print(text)
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     _defaults(args)
+    if args.refresh_estimates:
+        return refresh_estimates(args)
     started = time.time()
     torch.set_num_threads(args.threads)
     plans = parse_plans(args.plans)

@@ -12,6 +12,10 @@ import pytest
 
 import e2e_helpers as h
 
+#: nnU-Net's planners and the MSA2 planners (run by ``nnunet-msa plan``), plans name -> planner class
+NNUNET_PLANNERS = {"nnUNetPlans": "ExperimentPlanner", "nnUNetResEncUNetMPlans": "nnUNetPlannerResEncM"}
+MSA2_PLANNERS = {"nnUNetMSA2Plans": "nnUNetMSA2Planner", "nnUNetMSA2ResEncPlans": "nnUNetMSA2ResEncPlanner"}
+
 HIPPOCAMPUS_ID = 4
 HIPPOCAMPUS_CONFIGS = {"2d": ("2d_bs4", 4), "3d_fullres": ("3d_fullres_bs2", 2)}
 HIPPOCAMPUS_VAL_CASES = 2      # nnU-Net validates on these at the end of every training: keep it small
@@ -110,3 +114,36 @@ def hippocampus(shared_data: Path, e2e_workspace: Workspace) -> h.Dataset:
     ds.predict_ids = ds.val_ids + unseen_uint8[:1]
     write_split(str(ds.preprocessed_dir), ds.train_ids, ds.val_ids)
     return ds
+
+
+@pytest.fixture(scope="session")
+def planned(shared_data: Path, tmp_path_factory) -> Dict[str, str]:
+    """Plans (no preprocessing) of hippocampus (Dataset004) and ACDC (Dataset027) with nnU-Net's default and ResEnc M
+    planners (``nnUNetv2_plan_experiment``) and both MSA2 planners (``nnunet-msa plan --no_pp``); dataset ID -> its
+    preprocessed folder."""
+    import os
+    from nnunet_msa.pipeline.environment import nnunet_env
+
+    ws = tmp_path_factory.mktemp("plans_ws")
+    env = nnunet_env(str(ws))
+    logs = ws / "logs"
+    logs.mkdir()
+    msd = ws / "Task04_Hippocampus"
+    msd.mkdir()
+    for sub in ("imagesTr", "labelsTr", "dataset.json"):
+        os.symlink(shared_data / "Task04_Hippocampus" / sub, msd / sub)
+    (msd / "imagesTs").mkdir()
+    h.run(["nnUNetv2_convert_MSD_dataset", "-i", str(msd), "-np", "2"], env, logs / "convert.log")
+    acdc = Path(env["nnUNet_raw"]) / "Dataset027_ACDC"
+    acdc.mkdir(parents=True)
+    for sub in ("imagesTr", "labelsTr", "dataset.json"):
+        os.symlink(shared_data / "ACDC" / sub, acdc / sub)
+    for d in ("4", "27"):
+        h.run(["nnUNetv2_extract_fingerprint", "-d", d, "-np", "2"], env, logs / f"fingerprint_{d}.log")
+        for planner in NNUNET_PLANNERS.values():
+            h.run(["nnUNetv2_plan_experiment", "-d", d, "-pl", planner], env, logs / f"plan_{d}_{planner}.log")
+        for planner in MSA2_PLANNERS.values():
+            h.run([h.console_script("nnunet-msa"), "plan", "-d", d, "-pl", planner, "--no_pp", "--no_pbar",
+                   "-npfp", "2"], env, logs / f"plan_{d}_{planner}.log")
+    return {"4": os.path.join(env["nnUNet_preprocessed"], "Dataset004_Hippocampus"),
+            "27": os.path.join(env["nnUNet_preprocessed"], "Dataset027_ACDC")}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -15,43 +13,10 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_msa.blocks.sacm import SACM
 from nnunet_msa.network.msa2_unet import MSA2UNet
-from nnunet_msa.pipeline.environment import nnunet_env
 from nnunet_msa.training.network_from_plans import PlansError, build_msa2_network
 from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("NNUNET_MSA_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
-PLANNERS = {"nnUNetPlans": "ExperimentPlanner", "nnUNetResEncUNetMPlans": "nnUNetPlannerResEncM"}
-
-
-def _run(args, env):
-    proc = subprocess.run(args, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-
-
-@pytest.fixture(scope="module")
-def planned(tmp_path_factory):
-    """Plans (no preprocessing) of hippocampus (Dataset004) and ACDC (Dataset027) with both planners."""
-    if not os.path.isdir(SHARED):
-        pytest.skip(f"shared data not found at {SHARED}")
-    ws = tmp_path_factory.mktemp("plans_ws")
-    env = nnunet_env(str(ws))
-    msd = ws / "Task04_Hippocampus"
-    msd.mkdir()
-    for sub in ("imagesTr", "labelsTr", "dataset.json"):
-        os.symlink(os.path.join(SHARED, "Task04_Hippocampus", sub), msd / sub)
-    (msd / "imagesTs").mkdir()
-    _run(["nnUNetv2_convert_MSD_dataset", "-i", str(msd), "-np", "2"], env)
-    acdc = os.path.join(env["nnUNet_raw"], "Dataset027_ACDC")
-    os.makedirs(acdc)
-    for sub in ("imagesTr", "labelsTr", "dataset.json"):
-        os.symlink(os.path.join(SHARED, "ACDC", sub), os.path.join(acdc, sub))
-    for d in ("4", "27"):
-        _run(["nnUNetv2_extract_fingerprint", "-d", d, "-np", "2"], env)
-        for planner in PLANNERS.values():
-            _run(["nnUNetv2_plan_experiment", "-d", d, "-pl", planner], env)
-    return {"4": os.path.join(env["nnUNet_preprocessed"], "Dataset004_Hippocampus"),
-            "27": os.path.join(env["nnUNet_preprocessed"], "Dataset027_ACDC")}
+from conftest import NNUNET_PLANNERS as PLANNERS
 
 
 def _configs(folder: str, plans_name: str):

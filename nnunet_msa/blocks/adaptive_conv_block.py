@@ -56,8 +56,20 @@ class AdaptiveConvNormAct(nn.Module):
         return maybe_recompute(self.recompute, self._block, x)
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
-        """Feature-map elements kept for backward (nnU-Net's planner unit): the output only for a static conv or a
-        recomputed block, the SACM's responses and mixture otherwise."""
-        if isinstance(self.conv, SACM) and not self.recompute:
-            return self.conv.compute_conv_feature_map_size(input_size)
-        return int(self.output_channels * math.prod(int(s) for s in input_size))
+        """What the block keeps for backward, in nnU-Net's planner unit (a static conv -> norm -> nonlin block keeps
+        two maps, conv and norm output, and counts as one ``C_out * n``): C_out·n for a static conv; half that for a
+        recomputed block (only its output is kept, by the next op); ``working_set`` for a SACM block kept whole."""
+        n = math.prod(int(s) for s in input_size)
+        if not isinstance(self.conv, SACM):
+            return int(self.output_channels * n)
+        if self.recompute:
+            return int(self.output_channels * n // 2)
+        return self.working_set(input_size)
+
+    def working_set(self, input_size: Sequence[int]) -> int:
+        """What the block holds while it runs with autograd (in backward, when recomputed), in the same unit:
+        the SACM's maps (K responses, mixture, pointwise output) plus the norm output, halved."""
+        n = math.prod(int(s) for s in input_size)
+        if not isinstance(self.conv, SACM):
+            return int(self.output_channels * n)
+        return int((self.conv.compute_conv_feature_map_size(input_size) + self.output_channels * n) // 2)

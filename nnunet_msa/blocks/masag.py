@@ -114,6 +114,11 @@ class MASAG(nn.Module):
         return self.out_norm(self.out_proj(att.to(x.dtype) * x))
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
-        """C-channel maps kept for backward: about eleven (DW, DWD, local, U, X', G', X'', G'', U', att, out), or
-        three with ``recompute`` (U, att, out)."""
-        return int((3 if self.recompute else 11) * self.channels * math.prod(int(s) for s in input_size))
+        """What the gate keeps for backward in nnU-Net's planner unit (two C-channel maps = C·n, as a static conv
+        block): about eleven maps (DW, DWD, local, U, X', G', X'', G'', U', att, out), or two with ``recompute``
+        (U and att, between its three recomputed parts)."""
+        return int((2 if self.recompute else 11) * self.channels * math.prod(int(s) for s in input_size) // 2)
+
+    def working_set(self, input_size: Sequence[int]) -> int:
+        """What the gate holds while it runs with autograd (in backward, when recomputed), same unit."""
+        return int(11 * self.channels * math.prod(int(s) for s in input_size) // 2)

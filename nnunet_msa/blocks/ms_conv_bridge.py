@@ -2,6 +2,7 @@
 SACM -> norm -> nonlin with the channels kept. It cleans an encoder skip before the decoder sees it."""
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence, Type, Union
 
 import torch
@@ -29,6 +30,7 @@ class MSConvBridge(nn.Module):
         nonlin_kwargs: Optional[dict] = None,
     ) -> None:
         super().__init__()
+        self.channels = channels
         if n_bridge < 1:
             raise ValueError(f"MSConvBridge needs n_bridge >= 1 blocks, got {n_bridge}; switch the bridge off "
                              "with use_bridge=False instead.")
@@ -40,4 +42,6 @@ class MSConvBridge(nn.Module):
         return x + self.blocks(x)
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
-        return int(sum(b.compute_conv_feature_map_size(input_size) for b in self.blocks))
+        """The blocks' count plus the residual sum (one map, half a unit), nnU-Net's planner unit."""
+        n = math.prod(int(s) for s in input_size)
+        return int(sum(b.compute_conv_feature_map_size(input_size) for b in self.blocks) + self.channels * n // 2)

@@ -1,4 +1,4 @@
-"""The ``nnunet-msa`` command: ``trainers-path``, ``doctor``, ``demo``."""
+"""The ``nnunet-msa`` command: ``trainers-path``, ``doctor``, ``demo``, ``plan``."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,10 @@ def build_parser() -> argparse.ArgumentParser:
     from nnunet_msa.cli.demo import add_demo_arguments
     add_demo_arguments(sub.add_parser("demo", help="synthetic (or --msd) dataset -> plan -> train nnUNetTrainer "
                                                    "and nnUNetTrainerMSA2 on one budget -> predict -> Dice table"))
+    from nnunet_msa.cli.plan import add_plan_arguments
+    add_plan_arguments(sub.add_parser("plan", help="nnUNetv2_plan_and_preprocess with an MSA2 planner: plans "
+                                                   "nnUNetMSA2Plans (or nnUNetMSA2ResEncPlans) sized by the MSA2 "
+                                                   "network's memory estimate"))
     return parser
 
 
@@ -30,6 +34,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "demo":
         from nnunet_msa.cli.demo import run_demo
         return run_demo(args)
+    if args.command == "plan":
+        from nnunet_msa.cli.plan import run_plan
+        return run_plan(args)
     return 2
 
 

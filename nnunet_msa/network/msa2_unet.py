@@ -22,9 +22,11 @@ from dynamic_network_architectures.initialization.weight_init import InitWeights
 from nnunet_msa.blocks.adaptive_conv_block import AdaptiveConvNormAct
 from nnunet_msa.blocks.masag import MASAG
 from nnunet_msa.blocks.sacm import SACM, SACMConfig, conv_dim
+from nnunet_msa.network.bridged_unet_decoder import BridgedUNetDecoder
 from nnunet_msa.network.msa_decoder import MSADecoder
 
 ENCODERS = ("plain", "residual")
+DECODERS = ("msa", "nnunet")
 
 
 class MSA2UNet(nn.Module):
@@ -38,7 +40,9 @@ class MSA2UNet(nn.Module):
     ``n_bridge`` (blocks per bridge), ``sacm_candidates`` (K), ``sacm_realization``, ``sacm_reduction`` (r);
     placement: ``bridge_stages``, ``masag_stages``, ``sacm_stages`` (how many decoder stages, from the lowest
     resolution up, get the module; None: all); ``recompute`` (keep only the inputs of SACM blocks and MASAG
-    gates for backward and rerun them then: less memory, one more forward of those blocks).
+    gates for backward and rerun them then: less memory, one more forward of those blocks); ``decoder``: "msa"
+    (``MSADecoder``) or "nnunet" (nnU-Net's ``UNetDecoder`` with the bridge only, ``BridgedUNetDecoder``; it has no
+    gates, so ``use_masag`` must be False, and SACM is used in the bridge only).
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class MSA2UNet(nn.Module):
         masag_stages: Optional[int] = None,
         sacm_stages: Optional[int] = None,
         recompute: bool = False,
+        decoder: str = "msa",
     ) -> None:
         super().__init__()
         encoder = encoder or ("residual" if n_blocks_per_stage is not None else "plain")
@@ -109,9 +114,20 @@ class MSA2UNet(nn.Module):
                                            bottleneck_channels=bottleneck_channels, stem_channels=stem_channels,
                                            **common)
         self.encoder_type = encoder
-        self.decoder = MSADecoder(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
-                                  self.sacm_config, use_bridge, use_masag, n_bridge, bridge_stages, masag_stages,
-                                  sacm_stages)
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
+        if decoder == "nnunet":
+            if use_masag:
+                raise ValueError("decoder='nnunet' is nnU-Net's UNetDecoder, which has no MASAG gates: pass "
+                                 "use_masag=False (or decoder='msa' for the gates).")
+            self.decoder = BridgedUNetDecoder(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
+                                              self.sacm_config, n_bridge, bridge_stages if use_bridge else 0,
+                                              nonlin_first)
+        else:
+            self.decoder = MSADecoder(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
+                                      self.sacm_config, use_bridge, use_masag, n_bridge, bridge_stages,
+                                      masag_stages, sacm_stages)
+        self.decoder_kind = decoder
         self.set_recompute(recompute)
 
     def set_recompute(self, enabled: bool) -> None:

@@ -30,6 +30,12 @@ from nnunet_msa.blocks.ms_conv_bridge import MSConvBridge
 from nnunet_msa.blocks.sacm import SACMConfig, as_per_axis, conv_dim
 
 
+def stage_enabled(limit: Optional[int], stage: int, n_stages: int) -> bool:
+    """Whether decoder ``stage`` (0 = lowest resolution) of ``n_stages`` gets a module placed with ``limit``:
+    the stages ``range(n_stages)[:limit]`` (None all, 2 the two lowest, -1 all but the full-resolution one)."""
+    return stage in range(n_stages)[:limit]
+
+
 class MSADecoderStage(nn.Module):
     """(concat(up, s): (B, 2C, *S)) -> (B, C, *S): a 2C -> C block, then residual C -> C blocks."""
 
@@ -46,7 +52,10 @@ class MSADecoderStage(nn.Module):
         return h
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
-        return int(sum(b.compute_conv_feature_map_size(input_size) for b in self.blocks))
+        """The blocks' counts plus one map (half a unit) per residual sum, nnU-Net's planner unit."""
+        n = math.prod(int(s) for s in input_size)
+        return int(sum(b.compute_conv_feature_map_size(input_size) for b in self.blocks)
+                   + (len(self.blocks) - 1) * self.blocks[-1].output_channels * n // 2)
 
 
 class MSADecoder(nn.Module):
@@ -90,7 +99,7 @@ class MSADecoder(nn.Module):
 
         transpconvs, bridges, gates, stages, seg_layers = [], [], [], [], []
         def within(limit: Optional[int], stage: int) -> bool:
-            return stage in range(n_enc - 1)[:limit]
+            return stage_enabled(limit, stage, n_enc - 1)
 
         for s in range(1, n_enc):
             stage_sacm = replace(sacm, enabled=sacm.enabled and within(sacm_stages, s - 1))
@@ -137,7 +146,11 @@ class MSADecoder(nn.Module):
         return seg_outputs if self.deep_supervision else seg_outputs[0]
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
-        """Feature-map elements of the decoder for an encoder input of ``input_size`` (nnU-Net's planner unit)."""
+        """Feature maps of the decoder for an encoder input of ``input_size``, in nnU-Net's planner unit (a static
+        conv block = C·n for its two kept maps; the transposed conv counts C·n for the 2C-channel concatenation, as
+        in nnU-Net's ``UNetDecoder``). Recomputed blocks count what they keep, not the maps they rebuild in
+        backward: by then backward has freed the higher-resolution stages' maps, which are larger (the peak of a
+        step is at the end of the forward pass)."""
         skip_sizes = []
         size = list(input_size)
         for stride in self.encoder.strides[:-1]:
@@ -149,12 +162,14 @@ class MSADecoder(nn.Module):
         for s in range(n):
             sz = skip_sizes[-(s + 1)]
             c = self.encoder.output_channels[-(s + 2)]
+            voxels = math.prod(sz)
             out += self.stages[s].compute_conv_feature_map_size(sz)
-            out += 2 * c * math.prod(sz)  # transposed conv output and the concatenation
+            out += c * voxels  # concatenation (2C maps), counted as nnU-Net counts its transposed conv
             if isinstance(self.bridges[s], MSConvBridge):
                 out += self.bridges[s].compute_conv_feature_map_size(sz)
             if self.gates is not None and isinstance(self.gates[s], MASAG):
                 out += self.gates[s].compute_conv_feature_map_size(sz)
+                out += c * voxels // 2  # the upsampled feature, kept by the gate besides the concatenation
             if self.deep_supervision or s == n - 1:
-                out += self.num_classes * math.prod(sz)
+                out += self.num_classes * voxels
         return int(out)

@@ -3,6 +3,9 @@ budget, read from the environment so the real ``nnUNetv2_train`` command can run
 
     nnUNetMSA_epochs (default 1), nnUNetMSA_iterations (iterations per epoch, default 2),
     nnUNetMSA_val_iterations (default 1).
+
+Every ablation trainer has one too (``nnUNetTrainerMSA2_noBridge_budget``, ..., generated), for the ablation
+benchmark (``python -m benchmarks.ablation``).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import torch
 
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_msa.training.ablation_trainers import ABLATION_TRAINERS
 from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2, nnUNetTrainerMSA2Full
 
 
@@ -44,3 +48,18 @@ class nnUNetTrainerMSA2_budget(_BudgetMixin, nnUNetTrainerMSA2):
 
 class nnUNetTrainerMSA2Full_budget(_BudgetMixin, nnUNetTrainerMSA2Full):
     """nnUNetTrainerMSA2Full on the environment's budget."""
+
+
+def make_budget_variant(base: type, module: str = __name__) -> type:
+    """``{base.__name__}_budget``: ``base`` on the environment's budget."""
+    name = f"{base.__name__}_budget"
+    return type(name, (_BudgetMixin, base), {"__module__": module, "__qualname__": name,
+                                             "__doc__": f"{base.__name__} on the environment's budget."})
+
+
+ABLATION_BUDGET_TRAINERS = {}
+for _base in ABLATION_TRAINERS:
+    _cls = make_budget_variant(_base)
+    ABLATION_BUDGET_TRAINERS[_cls.__name__] = _cls
+    globals()[_cls.__name__] = _cls
+del _base, _cls

@@ -1,0 +1,65 @@
+"""``nnunet-msa plan``: ``nnUNetv2_plan_and_preprocess`` with an MSA2 planner (nnU-Net only finds planners inside its
+own package). Same flags and the same three steps, through nnU-Net's own functions: fingerprint extraction,
+planning with the chosen MSA2 planner, preprocessing under the new plans."""
+from __future__ import annotations
+
+import argparse
+from typing import Optional
+
+
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    from nnunet_msa.planning import PLANNERS
+
+    parser.add_argument("-d", nargs="+", type=int, required=True, help="dataset IDs, e.g. 4 27")
+    parser.add_argument("-pl", default="nnUNetMSA2Planner", choices=sorted(PLANNERS),
+                        help="MSA2 planner: nnUNetMSA2Planner (plain encoder, plans nnUNetMSA2Plans) or "
+                             "nnUNetMSA2ResEncPlanner (ResEnc M encoder, plans nnUNetMSA2ResEncPlans); nnU-Net's own "
+                             "planners run with nnUNetv2_plan_and_preprocess")
+    parser.add_argument("-gpu_memory_target", type=float, default=None,
+                        help="GPU memory target in GB (default: the planner's, 8, as nnU-Net's)")
+    parser.add_argument("-fpe", default="DatasetFingerprintExtractor", help="fingerprint extractor class")
+    parser.add_argument("-npfp", type=int, default=8, help="processes for fingerprint extraction")
+    parser.add_argument("--verify_dataset_integrity", action="store_true", help="check the dataset first")
+    parser.add_argument("--no_pp", action="store_true", help="fingerprint and plans only, no preprocessing")
+    parser.add_argument("--clean", action="store_true", help="re-extract an existing fingerprint")
+    parser.add_argument("-preprocessor_name", default="DefaultPreprocessor", help="preprocessor class")
+    parser.add_argument("-overwrite_target_spacing", nargs="+", default=None,
+                        help="target spacing of 3d_fullres (three numbers)")
+    parser.add_argument("-overwrite_plans_name", default=None, help="plans identifier instead of the planner's")
+    parser.add_argument("-c", nargs="+", default=["2d", "3d_fullres", "3d_lowres"],
+                        help="configurations to preprocess (missing ones are skipped, as in nnU-Net)")
+    parser.add_argument("-np", type=int, nargs="+", default=None,
+                        help="preprocessing processes, one number or one per configuration (nnU-Net's defaults)")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--no_pbar", action="store_true", help="no progress bars")
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    """Fingerprint -> MSA2 plans -> preprocessing, as ``nnUNetv2_plan_and_preprocess -pl ...`` would."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprints,
+                                                                      plan_experiment_dataset, preprocess)
+
+    from nnunet_msa.planning import PLANNERS
+
+    planner = PLANNERS[args.pl]
+    print("Fingerprint extraction...")
+    extract_fingerprints(args.d, args.fpe, args.npfp, args.verify_dataset_integrity, args.clean, args.verbose,
+                         show_progress_bar=not args.no_pbar)
+    print(f"Experiment planning with {args.pl}...")
+    plans_identifier: Optional[str] = None
+    for d in args.d:
+        _, plans_identifier = plan_experiment_dataset(d, planner, args.gpu_memory_target, args.preprocessor_name,
+                                                      args.overwrite_target_spacing, args.overwrite_plans_name)
+    if args.no_pp:
+        print(f"Plans {plans_identifier} written (no preprocessing: --no_pp).")
+        return 0
+    if args.np is None:
+        default_np = {"2d": 8, "3d_fullres": 4, "3d_lowres": 8}
+        num_processes = [default_np.get(c, 4) for c in args.c]
+    else:
+        num_processes = args.np
+    print("Preprocessing...")
+    preprocess(args.d, plans_identifier, args.c, num_processes, args.verbose, show_progress_bar=not args.no_pbar)
+    print(f"Done. Train with: nnUNetv2_train DATASET CONFIG FOLD -tr nnUNetTrainerMSA2 -p {plans_identifier} "
+          f"(or nnU-Net's -tr nnUNetTrainer -p {plans_identifier}).")
+    return 0

@@ -1,0 +1,136 @@
+"""Issue 4 end to end on Task04_Hippocampus with nnU-Net's real commands: every ablation trainer and a
+training-length variant train and predict; ``nnunet-msa plan`` preprocesses exactly as nnU-Net would and its plans
+train and predict with ``nnUNetTrainerMSA2`` and with nnU-Net's plain ``nnUNetTrainer``; the MSA2 network's memory
+estimate tracks its measured peak memory."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import e2e_helpers as h
+
+pytestmark = pytest.mark.e2e
+
+ABLATIONS = ["nnUNetTrainerMSA2_noBridge", "nnUNetTrainerMSA2_noMASAG", "nnUNetTrainerMSA2_noSACM",
+             "nnUNetTrainerMSA2_bridgeOnly", "nnUNetTrainerMSA2_noTempAnneal"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _train_and_predict(ds, ws, trainer: str, config: str, plans: str = "nnUNetPlans", budget=(1, 2, 1)) -> dict:
+    """``nnUNetv2_train`` (budget from the environment for ``*_budget`` trainers), then ``nnUNetv2_predict`` of one
+    validation case in a fresh process; returns the checkpoint and the prediction path."""
+    env = h.with_budget(ws.env, *budget)
+    tag = f"{trainer}_{plans}_{config}"
+    h.run(["nnUNetv2_train", str(ds.dataset_id), config, "0", "-tr", trainer, "-p", plans, "-device", "cpu"], env,
+          ws.logs / f"train_{tag}.log", label=f"nnUNetv2_train 4 {config} 0 -tr {trainer} -p {plans}")
+    model = ws.results / ds.name / f"{trainer}__{plans}__{config}"
+    ckpt = h.load_checkpoint(model / "fold_0" / "checkpoint_final.pth")
+    case = ds.val_ids[0]
+    inputs = h.link_inputs(ds, [case], ws.root / "predict_in" / tag)
+    out = ws.root / "predict_out" / tag
+    h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out), "-d", str(ds.dataset_id), "-c", config, "-f", "0",
+           "-tr", trainer, "-p", plans, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"], ws.env,
+          ws.logs / f"predict_{tag}.log", label=f"nnUNetv2_predict -tr {trainer} -p {plans}")
+    prediction = out / f"{case}.nii.gz"
+    assert prediction.is_file(), f"no prediction {prediction}"
+    h.assert_same_geometry(prediction, ds.image_files(case)[0])
+    assert h.label_values(prediction) <= {0, 1, 2}
+    return {"checkpoint": ckpt, "prediction": prediction}
+
+
+@pytest.mark.parametrize("ablation", ABLATIONS)
+def test_ablation_trainer_trains_and_predicts(hippocampus, e2e_workspace, ablation):
+    trainer = f"{ablation}_budget"
+    ran = _train_and_predict(hippocampus, e2e_workspace, trainer, hippocampus.configs["2d"])
+    ckpt = ran["checkpoint"]
+    assert ckpt["trainer_name"] == trainer and ckpt["current_epoch"] == 1
+    keys = ckpt["network_weights"].keys()
+    has = lambda part: any(part in k for k in keys)  # noqa: E731
+    expected = {"nnUNetTrainerMSA2_noBridge": (not has("bridges.0.blocks")) and has("gates.0"),
+                "nnUNetTrainerMSA2_noMASAG": has("bridges.0.blocks") and not has("gates."),
+                "nnUNetTrainerMSA2_noSACM": not has("temperature") and has("gates.0") and has("bridges.0.blocks"),
+                "nnUNetTrainerMSA2_bridgeOnly": has("bridges.0.blocks") and not has("gates.")
+                and has("decoder.stages.0.convs"),
+                "nnUNetTrainerMSA2_noTempAnneal": has("bridges.0.blocks") and has("gates.0")}
+    assert expected[ablation], sorted(keys)[:40]
+
+
+def test_epoch_variant_trains_its_epochs_and_predicts(hippocampus, e2e_workspace):
+    """``nnUNetTrainerMSA2_1epochs``: nnU-Net's full epoch (250 iterations of the batch-4 configuration), its
+    length fixed by the class, not the environment."""
+    ran = _train_and_predict(hippocampus, e2e_workspace, "nnUNetTrainerMSA2_1epochs", hippocampus.configs["2d"],
+                             budget=(7, 7, 7))
+    assert ran["checkpoint"]["current_epoch"] == 1
+
+
+@pytest.fixture(scope="module")
+def msa2_plans(hippocampus, e2e_workspace):
+    """``nnunet-msa plan -d 4 -c 2d`` in the hippocampus workspace (fingerprint reused), plus a batch-4
+    configuration inheriting its 2d."""
+    from nnunet_msa.pipeline.plans_edit import add_inherited_configuration
+
+    ws, ds = e2e_workspace, hippocampus
+    h.run(["nnunet-msa", "plan", "-d", str(ds.dataset_id), "-c", "2d", "-np", "2", "--no_pbar"], ws.env,
+          ws.logs / "nnunet_msa_plan.log", label="nnunet-msa plan -d 4 -c 2d")
+    config = add_inherited_configuration(str(ds.preprocessed_dir), "2d", "2d_bs4", 4, plans_name="nnUNetMSA2Plans")
+    return config
+
+
+def test_plan_preprocesses_exactly_as_nnunet(hippocampus, msa2_plans):
+    """Same cases and the same arrays as nnUNetv2_plan_and_preprocess wrote for nnUNetPlans_2d (same spacing and
+    normalization), in the plans' own folder."""
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+
+    ours = hippocampus.preprocessed_dir / "nnUNetMSA2Plans_2d"
+    theirs = hippocampus.preprocessed_dir / "nnUNetPlans_2d"
+    assert ours.is_dir(), f"no {ours}"
+    a_cls, b_cls = infer_dataset_class(str(ours)), infer_dataset_class(str(theirs))
+    a, b = a_cls(str(ours)), b_cls(str(theirs))
+    assert sorted(a.identifiers) == sorted(b.identifiers)
+    for case in sorted(a.identifiers)[:3]:
+        da, sa, _, pa = a.load_case(case)
+        db, sb, _, pb = b.load_case(case)
+        np.testing.assert_array_equal(np.asarray(da), np.asarray(db))
+        np.testing.assert_array_equal(np.asarray(sa), np.asarray(sb))
+        assert pa["spacing"] == pb["spacing"]
+
+
+@pytest.mark.parametrize("trainer", ["nnUNetTrainerMSA2_budget", "nnUNetTrainer_budget"])
+def test_msa2_plans_train_and_predict(hippocampus, e2e_workspace, msa2_plans, trainer):
+    """``-p nnUNetMSA2Plans`` trains the MSA2 network with our trainer and with nnU-Net's plain trainer."""
+    ran = _train_and_predict(hippocampus, e2e_workspace, trainer, msa2_plans, plans="nnUNetMSA2Plans")
+    keys = ran["checkpoint"]["network_weights"].keys()
+    assert any("gates.0" in k for k in keys) and any("bridges.0.blocks" in k for k in keys), sorted(keys)[:30]
+
+
+@pytest.mark.parametrize("configuration", ["2d", "3d_fullres"])
+def test_memory_estimate_tracks_measured_peak(hippocampus, e2e_workspace, configuration):
+    """MSA2 / nnU-Net default: the ratio of nnU-Net's planner estimates (``compute_conv_feature_map_size`` at the
+    planned patch) is within 25 % of the ratio of measured peak memory of one training step at the planned batch
+    (CPU, fresh subprocess each: benchmarks/memory_probe.py)."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.catalog import PLANS
+    from benchmarks.memory_probe import measure_in_subprocess
+    from benchmarks.networks import find_trainer_class
+    from benchmarks.workspace import Workspace, load_plan
+
+    ws = Workspace(str(e2e_workspace.root), str(h.shared_data_dir()))
+    ws.apply_to_process()
+    plan = PLANS[f"hippocampus_{configuration}"]
+    ctx = load_plan(ws, plan)
+    estimate, measured = {}, {}
+    for trainer in ("nnUNetTrainer", "nnUNetTrainerMSA2"):
+        net = find_trainer_class(trainer).build_network_architecture(
+            ctx.plans_manager, ctx.configuration_manager, ctx.num_input_channels, ctx.num_output_channels, True)
+        estimate[trainer] = net.compute_conv_feature_map_size(ctx.patch_size)
+        probe = measure_in_subprocess(ws.root, ws.data_root, plan.name, trainer, ctx.planned_batch_size, 2, "cpu")
+        measured[trainer] = probe["step_bytes"]
+    est_ratio = estimate["nnUNetTrainerMSA2"] / estimate["nnUNetTrainer"]
+    meas_ratio = measured["nnUNetTrainerMSA2"] / measured["nnUNetTrainer"]
+    print(f"hippocampus {configuration} batch {ctx.planned_batch_size}: estimate ratio {est_ratio:.3f}, measured "
+          f"ratio {meas_ratio:.3f} ({measured['nnUNetTrainerMSA2'] / 2**20:.0f} / "
+          f"{measured['nnUNetTrainer'] / 2**20:.0f} MiB)")
+    assert abs(est_ratio / meas_ratio - 1) <= 0.25, (est_ratio, meas_ratio, estimate, measured)

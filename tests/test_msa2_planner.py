@@ -1,0 +1,94 @@
+"""MSA2 plans (issue 4): ``nnunet-msa plan`` writes ``nnUNetMSA2Plans`` / ``nnUNetMSA2ResEncPlans`` whose
+configurations name the MSA2 network with its options, sized by the MSA2 network's own memory estimate against
+nnU-Net's reference, and buildable by nnU-Net's plain ``nnUNetTrainer`` as well as by ``nnUNetTrainerMSA2``."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunet_msa.network.msa2_unet import MSA2UNet
+from nnunet_msa.planning import nnUNetMSA2Planner, nnUNetMSA2ResEncPlanner
+from nnunet_msa.training import BALANCED_OPTIONS, nnUNetTrainerMSA2
+
+from conftest import MSA2_PLANNERS
+
+COUNTERPART = {"nnUNetMSA2Plans": "nnUNetPlans", "nnUNetMSA2ResEncPlans": "nnUNetResEncUNetMPlans"}
+REFERENCE = {  # (2d, 3d) reference values and their batch sizes of the planners the MSA2 planners extend
+    "nnUNetMSA2Plans": ((85000000, 12), (560000000, 2)),
+    "nnUNetMSA2ResEncPlans": ((135000000, 12), (680000000, 2)),
+}
+
+
+def _load(folder: str, name: str) -> dict:
+    with open(os.path.join(folder, f"{name}.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("dataset_id", ["4", "27"])
+@pytest.mark.parametrize("plans_name", list(MSA2_PLANNERS))
+def test_plans_name_the_msa2_network_and_fit_the_memory_target(planned, dataset_id, plans_name):
+    folder = planned[dataset_id]
+    plans, base = _load(folder, plans_name), _load(folder, COUNTERPART[plans_name])
+    with open(os.path.join(folder, "dataset.json")) as f:
+        dataset_json = json.load(f)
+    assert plans["plans_name"] == plans_name
+    pm = PlansManager(plans)
+    heads = pm.get_label_manager(dataset_json).num_segmentation_heads
+    for c in ("2d", "3d_fullres"):
+        cfg, ref_cfg = plans["configurations"][c], base["configurations"][c]
+        arch = cfg["architecture"]
+        assert arch["network_class_name"] == "nnunet_msa.network.msa2_unet.MSA2UNet"
+        for k, v in BALANCED_OPTIONS.items():
+            assert arch["arch_kwargs"][k] == v, k
+        assert arch["arch_kwargs"]["encoder"] == ("residual" if "ResEnc" in plans_name else "plain")
+        # same data: spacing, normalization, resampling as nnU-Net's plans; its own preprocessed folder
+        for key in ("spacing", "normalization_schemes", "resampling_fn_data", "median_image_size_in_voxels"):
+            assert cfg[key] == ref_cfg[key], key
+        assert cfg["data_identifier"] == f"{plans_name}_{c}"
+        # memory-aware: never more voxels per step than nnU-Net's plans (the MSA2 network needs more per voxel)
+        assert cfg["batch_size"] * np.prod(cfg["patch_size"]) <= ref_cfg["batch_size"] * np.prod(
+            ref_cfg["patch_size"])
+        # the planner's rule holds for the MSA2 network: its estimate at the planned patch fits the reference
+        # (nnU-Net estimates with the class's default deep_supervision, off)
+        cm = pm.get_configuration(c)
+        net = nnUNetTrainerMSA2.build_network_architecture(pm, cm, 1, heads, False)
+        estimate = net.compute_conv_feature_map_size(cm.patch_size)
+        reference, ref_bs = REFERENCE[plans_name][0 if c == "2d" else 1]
+        assert estimate / ref_bs * 2 <= reference
+        assert cfg["batch_size"] <= max(2, round(reference / estimate * ref_bs))
+        # nnU-Net's plain trainer builds the MSA2 network from these plans, as nnUNetTrainerMSA2 does
+        plain = nnUNetTrainer.build_network_architecture(pm, cm, 1, heads, True)
+        assert isinstance(plain, MSA2UNet)
+        assert plain.state_dict().keys() == net.state_dict().keys()
+        assert plain.encoder_type == arch["arch_kwargs"]["encoder"]
+
+
+def test_msa2_estimate_is_what_shrinks_the_plans(planned):
+    """ACDC 3d: the MSA2 planner's patch or batch is smaller than nnU-Net's where the MSA2 estimate exceeds the
+    default network's (the planner really uses the MSA2 network's estimate)."""
+    plans, base = _load(planned["27"], "nnUNetMSA2Plans"), _load(planned["27"], "nnUNetPlans")
+    a, b = plans["configurations"]["3d_fullres"], base["configurations"]["3d_fullres"]
+    assert a["batch_size"] * np.prod(a["patch_size"]) < b["batch_size"] * np.prod(b["patch_size"])
+
+
+def test_planner_classes_and_gpu_target_follow_nnunet():
+    assert issubclass(nnUNetMSA2Planner, __import__(
+        "nnunetv2.experiment_planning.experiment_planners.default_experiment_planner",
+        fromlist=["ExperimentPlanner"]).ExperimentPlanner)
+    from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_encoder_unet_planners import \
+        nnUNetPlannerResEncM
+    assert issubclass(nnUNetMSA2ResEncPlanner, nnUNetPlannerResEncM)
+
+
+def test_plan_command_rejects_an_unknown_planner(capsys):
+    from nnunet_msa.cli.main import main
+    with pytest.raises(SystemExit):
+        main(["plan", "-d", "4", "-pl", "nnUNetPlannerResEncL"])
+    err = capsys.readouterr().err
+    assert "nnUNetMSA2Planner" in err and "invalid choice" in err
