@@ -118,7 +118,3 @@ class MASAG(nn.Module):
         block): about eleven maps (DW, DWD, local, U, X', G', X'', G'', U', att, out), or two with ``recompute``
         (U and att, between its three recomputed parts)."""
         return int((2 if self.recompute else 11) * self.channels * math.prod(int(s) for s in input_size) // 2)
-
-    def working_set(self, input_size: Sequence[int]) -> int:
-        """What the gate holds while it runs with autograd (in backward, when recomputed), same unit."""
-        return int(11 * self.channels * math.prod(int(s) for s in input_size) // 2)
