@@ -67,8 +67,8 @@ class AdaptiveConvNormAct(nn.Module):
         return self.working_set(input_size)
 
     def working_set(self, input_size: Sequence[int]) -> int:
-        """What the block holds while it runs with autograd (in backward, when recomputed), in the same unit:
-        the SACM's maps (K responses, mixture, pointwise output) plus the norm output, halved."""
+        """What the block holds for backward when it is not recomputed, in the same unit: the SACM's maps
+        (K responses, mixture, pointwise output) plus the norm output, halved."""
         n = math.prod(int(s) for s in input_size)
         if not isinstance(self.conv, SACM):
             return int(self.output_channels * n)
