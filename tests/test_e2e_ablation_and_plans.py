@@ -1,5 +1,7 @@
-"""Issue 4 end to end on Task04_Hippocampus with nnU-Net's real commands: every ablation trainer and a
-training-length variant train and predict; ``nnunet-msa plan`` preprocesses exactly as nnU-Net would and its plans
+"""Issue 4 end to end on Task04_Hippocampus with nnU-Net's real commands: the two ablations that change the
+network's structure most (``_bridgeOnly``: nnU-Net's own decoder; ``_noSACM``: static convolutions) train and
+predict (every ablation and epoch variant is found by nnU-Net's lookup and built from real plans in
+tests/test_ablation_trainers.py, in-process: a real run each would cost ~35 s); ``nnunet-msa plan`` preprocesses exactly as nnU-Net would and its plans
 train and predict with ``nnUNetTrainerMSA2`` and with nnU-Net's plain ``nnUNetTrainer``; the MSA2 network's memory
 estimate tracks its measured peak memory."""
 from __future__ import annotations
@@ -14,8 +16,7 @@ import e2e_helpers as h
 
 pytestmark = pytest.mark.e2e
 
-ABLATIONS = ["nnUNetTrainerMSA2_noBridge", "nnUNetTrainerMSA2_noMASAG", "nnUNetTrainerMSA2_noSACM",
-             "nnUNetTrainerMSA2_bridgeOnly", "nnUNetTrainerMSA2_noTempAnneal"]
+ABLATIONS = ["nnUNetTrainerMSA2_noSACM", "nnUNetTrainerMSA2_bridgeOnly"]
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -49,21 +50,10 @@ def test_ablation_trainer_trains_and_predicts(hippocampus, e2e_workspace, ablati
     assert ckpt["trainer_name"] == trainer and ckpt["current_epoch"] == 1
     keys = ckpt["network_weights"].keys()
     has = lambda part: any(part in k for k in keys)  # noqa: E731
-    expected = {"nnUNetTrainerMSA2_noBridge": (not has("bridges.0.blocks")) and has("gates.0"),
-                "nnUNetTrainerMSA2_noMASAG": has("bridges.0.blocks") and not has("gates."),
-                "nnUNetTrainerMSA2_noSACM": not has("temperature") and has("gates.0") and has("bridges.0.blocks"),
+    expected = {"nnUNetTrainerMSA2_noSACM": not has("temperature") and has("gates.0") and has("bridges.0.blocks"),
                 "nnUNetTrainerMSA2_bridgeOnly": has("bridges.0.blocks") and not has("gates.")
-                and has("decoder.stages.0.convs"),
-                "nnUNetTrainerMSA2_noTempAnneal": has("bridges.0.blocks") and has("gates.0")}
+                and has("decoder.stages.0.convs")}
     assert expected[ablation], sorted(keys)[:40]
-
-
-def test_epoch_variant_trains_its_epochs_and_predicts(hippocampus, e2e_workspace):
-    """``nnUNetTrainerMSA2_1epochs``: nnU-Net's full epoch (250 iterations of the batch-4 configuration), its
-    length fixed by the class, not the environment."""
-    ran = _train_and_predict(hippocampus, e2e_workspace, "nnUNetTrainerMSA2_1epochs", hippocampus.configs["2d"],
-                             budget=(7, 7, 7))
-    assert ran["checkpoint"]["current_epoch"] == 1
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +96,7 @@ def test_msa2_plans_train_and_predict(hippocampus, e2e_workspace, msa2_plans, tr
     assert any("gates.0" in k for k in keys) and any("bridges.0.blocks" in k for k in keys), sorted(keys)[:30]
 
 
-@pytest.mark.parametrize("configuration", ["2d", "3d_fullres"])
+@pytest.mark.parametrize("configuration", ["3d_fullres"])  # 2d: benchmarks.run measures it (~70 s more here)
 def test_memory_estimate_tracks_measured_peak(hippocampus, e2e_workspace, configuration):
     """MSA2 / nnU-Net default: the ratio of nnU-Net's planner estimates (``compute_conv_feature_map_size`` at the
     planned patch) is within 25 % of the ratio of measured peak memory of one training step at the planned batch

@@ -41,17 +41,29 @@ def trained(request, hippocampus, e2e_workspace) -> dict:
     return _train(hippocampus, e2e_workspace, request.param)
 
 
+_predicted: Dict[str, dict] = {}
+
+
+def _predict(ds: h.Dataset, ws, base_config: str) -> dict:
+    """``nnUNetv2_predict`` of the trained model on ``ds.predict_ids`` in a fresh process (once per configuration
+    and session), without test-time mirroring (4 passes per 2D patch, 8 per 3D patch): nnU-Net's end-of-training
+    validation ran the mirrored passes already."""
+    if base_config not in _predicted:
+        config = _train(ds, ws, base_config)["config"]
+        inputs = h.link_inputs(ds, ds.predict_ids, ws.root / "predict_in" / "hippocampus")
+        out = ws.root / "predict_out" / f"hippocampus_{config}"
+        ran = h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out), "-d", str(ds.dataset_id), "-c", config,
+                     "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta",
+                     "--save_probabilities"], ws.env, ws.logs / f"hippocampus_predict_{config}.log",
+                    label=f"nnUNetv2_predict 4 {config}")
+        _predicted[base_config] = dict(out=out, inputs=inputs, output=ran.output, config=config)
+    return _predicted[base_config]
+
+
 @pytest.fixture(scope="module")
 def predicted(trained, hippocampus, e2e_workspace) -> dict:
-    """``nnUNetv2_predict`` on ``hippocampus.predict_ids`` in a fresh process, without test-time mirroring (4 passes
-    per 2D patch, 8 per 3D patch): nnU-Net's end-of-training validation ran the mirrored passes already."""
-    ws, ds, config = e2e_workspace, hippocampus, trained["config"]
-    inputs = h.link_inputs(ds, ds.predict_ids, ws.root / "predict_in" / "hippocampus")
-    out = ws.root / "predict_out" / f"hippocampus_{config}"
-    ran = h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out), "-d", str(ds.dataset_id), "-c", config,
-                 "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"],
-                ws.env, ws.logs / f"hippocampus_predict_{config}.log", label=f"nnUNetv2_predict 4 {config}")
-    return dict(out=out, output=ran.output, config=config)
+    return _predict(hippocampus, e2e_workspace, "2d" if trained["config"] == hippocampus.configs["2d"]
+                    else "3d_fullres")
 
 
 def _network_from_saved_plans(trained: dict):
@@ -158,3 +170,41 @@ def test_predict_fails_clearly_without_nnunet_ext_trainer(hippocampus, e2e_works
     assert "nnUNet_extTrainer" in ran.output
     assert f"Could not find requested nnunet trainer {TRAINER}" in ran.output
     assert not list((tmp_path / "out").glob("*.nii.gz"))
+
+
+# ------------------------------------------------------------------------------------------------ export
+def test_exported_model_installed_into_empty_folders_predicts_the_same_labels(hippocampus, e2e_workspace,
+                                                                              tmp_path) -> None:
+    """``nnUNetv2_export_model_to_zip``, ``nnUNetv2_install_pretrained_model_from_zip`` into empty nnU-Net folders
+    (a colleague's machine), ``nnUNetv2_predict`` there: the same labels, voxel for voxel, and the same class
+    probabilities as before the export (a model trained 2 iterations may predict background only: the
+    probabilities are what tells two networks apart).
+    Catches a checkpoint that only loads beside its training folders (plans, dataset.json, trainer lookup)."""
+    import numpy as np
+    import SimpleITK as sitk
+    from nnunet_msa.pipeline.environment import nnunet_env
+
+    ws, ds = e2e_workspace, hippocampus
+    before = _predict(ds, ws, "2d")
+    config = before["config"]
+    archive = tmp_path / "model.zip"
+    h.run(["nnUNetv2_export_model_to_zip", "-d", str(ds.dataset_id), "-o", str(archive), "-c", config, "-tr",
+           TRAINER, "-f", "0"], ws.env, ws.logs / "hippocampus_export.log", label="nnUNetv2_export_model_to_zip")
+    assert archive.is_file() and archive.stat().st_size > 0
+    elsewhere = nnunet_env(str(tmp_path / "colleague"), extra={"nnUNet_def_n_proc": "1"})
+    elsewhere.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    assert not any(Path(elsewhere["nnUNet_results"]).glob("*")), "the install target is not empty"
+    h.run(["nnUNetv2_install_pretrained_model_from_zip", str(archive)], elsewhere,
+          ws.logs / "hippocampus_install.log", label="nnUNetv2_install_pretrained_model_from_zip")
+    out = tmp_path / "predicted_after_install"
+    h.run(["nnUNetv2_predict", "-i", str(before["inputs"]), "-o", str(out), "-d", str(ds.dataset_id), "-c", config,
+           "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta",
+           "--save_probabilities"], elsewhere,
+          ws.logs / "hippocampus_predict_installed.log", label="nnUNetv2_predict (installed model)")
+    for case in ds.predict_ids:
+        a = sitk.GetArrayFromImage(sitk.ReadImage(str(before["out"] / f"{case}.nii.gz")))
+        b = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{case}.nii.gz")))
+        assert a.shape == b.shape and np.array_equal(a, b), f"{case}: labels differ after export/install"
+        pa = np.load(before["out"] / f"{case}.npz")["probabilities"]
+        pb = np.load(out / f"{case}.npz")["probabilities"]
+        assert pa.shape == pb.shape and float(np.abs(pa - pb).max()) < 1e-6, f"{case}: probabilities differ"

@@ -125,3 +125,27 @@ def test_prediction_for_every_input_with_the_input_geometry_and_dataset_labels(d
                 h.assert_same_geometry(pred, image)
         values = h.label_values(pred)
         assert values <= dataset.labels, f"{case}: labels {values} not in {dataset.labels}"
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_predict_with_a_missing_channel_fails_naming_the_channels(brats, e2e_workspace, tmp_path) -> None:
+    """The 2-channel BraTS model given only the FLAIR file (``_0000``) of a case: ``nnUNetv2_predict`` exits
+    non-zero with the network's message that names the channel counts and the fix; nothing is written."""
+    import os
+
+    ws = e2e_workspace
+    case = brats.predict_ids[0]
+    inputs = tmp_path / "one_channel"
+    inputs.mkdir()
+    first = brats.image_files(case)[0]
+    os.symlink(first, inputs / first.name)
+    out = tmp_path / "out"
+    ran = h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out), "-d", str(brats.dataset_id), "-c",
+                 brats.configs["2d"], "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1",
+                 "--disable_tta"], ws.env, ws.logs / "brats_predict_one_channel.log", check=False,
+                label="nnUNetv2_predict BraTS with one of two channels")
+    assert ran.returncode != 0, ran.output[-2000:]
+    assert "built for 2 input channel(s)" in ran.output and "got 1" in ran.output, ran.output[-3000:]
+    assert "Give the same channels" in ran.output
+    assert "_0001" in ran.output  # the fix names the missing file
+    assert not (out.exists() and list(out.glob(f"*{brats.file_ending}")))

@@ -192,3 +192,40 @@ def test_doctor_passes_with_the_environment_of_nnunet_env(tmp_path) -> None:
     proc = _doctor(env, tmp_path)
     assert proc.returncode == 0, proc.stdout
     assert "nnUNetTrainerMSA2" in proc.stdout
+
+
+def test_doctor_suggests_our_trainer_for_a_misspelt_name(tmp_path) -> None:
+    """``doctor -tr nnUNetTrainerMSA2_noBrige``: nnU-Net itself cannot find it, and doctor names the closest."""
+    from nnunet_msa.pipeline.environment import nnunet_env
+
+    proc = subprocess.run([h.console_script("nnunet-msa"), "doctor", "-tr", "nnUNetTrainerMSA2_noBrige"],
+                          env=nnunet_env(str(tmp_path)), cwd=str(tmp_path), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    assert proc.returncode == 1, proc.stdout
+    assert "nnU-Net has no trainer named nnUNetTrainerMSA2_noBrige. Did you mean nnUNetTrainerMSA2_noBridge" \
+        in proc.stdout
+
+
+def test_doctor_builds_the_network_from_the_plans_and_rejects_plans_msa2_cannot_use(planned) -> None:
+    """``doctor -d 4 -c 2d``: builds nnUNetTrainerMSA2's network from the real plans (ok); a copy of the plans
+    without ``kernel_sizes`` fails before any training, naming the missing entry; so does a missing configuration."""
+    from nnunet_msa.pipeline.environment import nnunet_env
+
+    root = Path(planned["4"]).parent.parent
+    env = nnunet_env(str(root))
+    plans = json.loads((Path(planned["4"]) / "nnUNetPlans.json").read_text())
+    del plans["configurations"]["2d"]["architecture"]["arch_kwargs"]["kernel_sizes"]
+    (Path(planned["4"]) / "BrokenForDoctorPlans.json").write_text(json.dumps(plans))
+
+    def doctor(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([h.console_script("nnunet-msa"), "doctor", "-d", "4", *args], env=env, cwd=str(root),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    good = doctor("-c", "2d")
+    assert good.returncode == 0, good.stdout
+    assert "nnUNetTrainerMSA2 builds from nnUNetPlans.json [2d] of Dataset004_Hippocampus: 1 input channel(s), " \
+           "3 output(s)" in good.stdout
+    broken = doctor("-c", "2d", "-p", "BrokenForDoctorPlans")
+    assert broken.returncode == 1 and "kernel_sizes" in broken.stdout, broken.stdout
+    missing = doctor("-c", "3d_lowres_typo")
+    assert missing.returncode == 1 and "has no configuration '3d_lowres_typo'" in missing.stdout, missing.stdout

@@ -85,7 +85,9 @@ class MASAG(nn.Module):
     def context(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Eq. 1: U = norm(local(X) + global(G)), (B, C, *S)."""
         local = self.local_proj(_conv_norm_act(self.dwd, _conv_norm_act(self.dw, x)))
-        pooled = torch.cat([g.mean(dim=1, keepdim=True), g.amax(dim=1, keepdim=True)], dim=1)
+        # channel mean accumulated and rounded once in float32 under autocast (the max is exact in any dtype)
+        mean = g.mean(dim=1, keepdim=True, dtype=torch.float32).to(g.dtype)
+        pooled = torch.cat([mean, g.amax(dim=1, keepdim=True)], dim=1)
         return self.fuse_norm(local + self.global_proj(pooled))
 
     def attention_map(self, x: torch.Tensor, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

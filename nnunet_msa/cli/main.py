@@ -11,7 +11,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("trainers-path", help="print the folder for nnUNet_extTrainer "
                                          "(export nnUNet_extTrainer=$(nnunet-msa trainers-path))")
-    sub.add_parser("doctor", help="check that nnU-Net finds the trainers and its folders are set; say what to fix")
+    from nnunet_msa.cli.doctor import add_doctor_arguments
+    add_doctor_arguments(sub.add_parser("doctor", help="check that nnU-Net finds the trainer, its folders are set "
+                                                       "and (-d/-c) the network builds from the plans; say what "
+                                                       "to fix"))
     from nnunet_msa.cli.demo import add_demo_arguments
     add_demo_arguments(sub.add_parser("demo", help="synthetic (or --msd) dataset -> plan -> train nnUNetTrainer "
                                                    "and nnUNetTrainerMSA2 on one budget -> predict -> Dice table"))
@@ -30,7 +33,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if args.command == "doctor":
         from nnunet_msa.cli.doctor import run_doctor
-        return run_doctor()
+        return run_doctor(args)
     if args.command == "demo":
         from nnunet_msa.cli.demo import run_demo
         return run_demo(args)

@@ -147,7 +147,9 @@ class MSA2UNet(nn.Module):
                              f"Use the configuration the model was trained with.")
         if x.shape[1] != self.input_channels:
             raise ValueError(f"MSA2UNet was built for {self.input_channels} input channel(s) (from the plans and "
-                             f"dataset.json), got {x.shape[1]}. Give the same channels (modalities) as in training.")
+                             f"dataset.json), got {x.shape[1]}. Give the same channels (modalities) as in training: "
+                             f"nnU-Net reads channel i of a case from CASE_{{i:04d}} (here CASE_0000 ... "
+                             f"CASE_{self.input_channels - 1:04d}).")
         return self.decoder(self.encoder(x))
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:

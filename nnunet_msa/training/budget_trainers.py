@@ -2,7 +2,9 @@
 budget, read from the environment so the real ``nnUNetv2_train`` command can run them:
 
     nnUNetMSA_epochs (default 1), nnUNetMSA_iterations (iterations per epoch, default 2),
-    nnUNetMSA_val_iterations (default 1).
+    nnUNetMSA_val_iterations (default 1), nnUNetMSA_save_every (epochs between checkpoint_latest.pth saves,
+    default nnU-Net's 50), nnUNetMSA_anneal_fraction (MSA2: fraction of all iterations over which the SACM
+    temperature anneals, default the trainer's 0.1).
 
 Every ablation trainer has one too (``nnUNetTrainerMSA2_noBridge_budget``, ..., generated), for the ablation
 benchmark (``python -m benchmarks.ablation``).
@@ -36,6 +38,13 @@ class _BudgetMixin:
         self.num_epochs = _env_int("nnUNetMSA_epochs", 1)
         self.num_iterations_per_epoch = _env_int("nnUNetMSA_iterations", 2)
         self.num_val_iterations_per_epoch = _env_int("nnUNetMSA_val_iterations", 1)
+        self.save_every = _env_int("nnUNetMSA_save_every", self.save_every)
+        fraction = os.environ.get("nnUNetMSA_anneal_fraction", "").strip()
+        if fraction:
+            try:
+                self.anneal_fraction = float(fraction)
+            except ValueError as e:
+                raise ValueError(f"nnUNetMSA_anneal_fraction={fraction!r} must be a number in (0, 1]") from e
 
 
 class nnUNetTrainer_budget(_BudgetMixin, nnUNetTrainer):

@@ -10,6 +10,8 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from nnunet_msa.training.network_from_plans import build_msa2_network
+from nnunet_msa.training.nonfinite_guard import NonFiniteGuardMixin
+from nnunet_msa.training.seeding import SeedFromEnvironmentMixin
 from nnunet_msa.training.temperature import annealed_temperature, set_sacm_temperature
 
 
@@ -28,7 +30,7 @@ BALANCED_OPTIONS: Dict[str, Any] = {
 }
 
 
-class nnUNetTrainerMSA2(nnUNetTrainer):
+class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, nnUNetTrainer):
     """``nnUNetv2_train DATASET CONFIG FOLD -tr nnUNetTrainerMSA2``.
 
     Class attributes (subclasses change these, never ``__init__`` arguments: nnU-Net constructs trainers with fixed
@@ -37,6 +39,10 @@ class nnUNetTrainerMSA2(nnUNetTrainer):
             replaces the dict, e.g. ``{**BALANCED_OPTIONS, "use_bridge": False}``).
         tau0, anneal_fraction: SACM temperature from tau0 to 1 over that fraction of all iterations.
         anneal_temperature: False keeps τ = 1 throughout.
+
+    Beyond nnU-Net's trainer: training stops on the first non-finite loss or gradient, before the weights change,
+    keeping every checkpoint (``NonFiniteGuardMixin``), and ``$nnUNetMSA_seed`` makes a run reproducible
+    (``SeedFromEnvironmentMixin``).
     """
 
     msa2_options: ClassVar[Dict[str, Any]] = BALANCED_OPTIONS
