@@ -79,7 +79,15 @@ def count_parameters(network: nn.Module) -> int:
 
 def build_optimizer(trainer_cls: Type, network: nn.Module) -> torch.optim.Optimizer:
     """The trainer's optimizer (``configure_optimizers``: SGD, Nesterov momentum 0.99) with nnU-Net's default
-    hyperparameters (initial_lr 1e-2, weight_decay 3e-5, set in ``nnUNetTrainer.__init__``)."""
+    hyperparameters (initial_lr 1e-2, weight_decay 3e-5, set in ``nnUNetTrainer.__init__``), with the MSA2
+    trainers' non-finite-gradient check on its step, as in training (the stand-in is no trainer, so the mixin's
+    ``super()`` cannot run: its optimizer comes from the next class that defines one)."""
+    from nnunet_msa.training.nonfinite_guard import NonFiniteGuardMixin, _check_grads_before_step
+
     ns = SimpleNamespace(network=network, initial_lr=1e-2, weight_decay=3e-5, num_epochs=1000)
-    optimizer, _ = trainer_cls.configure_optimizers(ns)
+    owner = next(c for c in trainer_cls.__mro__
+                 if "configure_optimizers" in vars(c) and not issubclass(c, NonFiniteGuardMixin))
+    optimizer, _ = owner.configure_optimizers(ns)
+    if issubclass(trainer_cls, NonFiniteGuardMixin):
+        optimizer.register_step_pre_hook(_check_grads_before_step)
     return optimizer
