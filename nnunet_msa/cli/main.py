@@ -1,4 +1,4 @@
-"""The ``nnunet-msa`` command: ``trainers-path``, ``doctor``, ``demo``, ``plan``."""
+"""The ``nnunet-msa`` command: ``trainers-path``, ``doctor``, ``demo``, ``plan``, ``explain``."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan_arguments(sub.add_parser("plan", help="nnUNetv2_plan_and_preprocess with an MSA2 planner: plans "
                                                    "nnUNetMSA2Plans (or nnUNetMSA2ResEncPlans) sized by the MSA2 "
                                                    "network's memory estimate"))
+    from nnunet_msa.cli.explain import add_explain_arguments
+    add_explain_arguments(sub.add_parser("explain", help="where SACM widens/narrows its receptive field along z and "
+                                                         "where MASAG looks, for one case and a trained model"))
     return parser
 
 
@@ -37,6 +40,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "demo":
         from nnunet_msa.cli.demo import run_demo
         return run_demo(args)
+    if args.command == "explain":
+        from nnunet_msa.cli.explain import run_explain
+        return run_explain(args)
     if args.command == "plan":
         from nnunet_msa.cli.plan import run_plan
         return run_plan(args)
