@@ -61,3 +61,28 @@ def test_quick_benchmark_hippocampus_2d(tmp_path):
         assert len(values) == 5 and all(math.isfinite(v) and v > 0 for v in values), row
     full, default = ([float(c.strip().rstrip("×")) for c in r.strip("|").split("|")[1:]] for r in rows)
     assert default[1] < full[1], "the default must need fewer FLOPs than the spec-literal network"
+
+    # benchmarks.compare on the same workspace: one architecture trainer through the real nnUNetv2_train, its row with
+    # Dice, parameters and FLOPs, and the plot
+    cmp_out = out / "compare"
+    cmd = [sys.executable, "-m", "benchmarks.compare", "--trainers", "nnUNetTrainerSE", "--epochs", "1",
+           "--iterations", "1", "--batch-size", "2", "--train-cases", "4", "--val-cases", "2",
+           "--workspace", str(tmp_path / "workspace"), "--data", DATA, "--out", str(cmp_out)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (cmp_out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = json.loads((cmp_out / "ablation.json").read_text())["results"]["nnUNetTrainerSE"]
+    assert 0.0 <= result["foreground_dice"] <= 1.0 and result["params_m"] > 0 and result["forward_gflops"] > 0
+    assert "| `nnUNetTrainerSE` |" in (cmp_out / "ablation.md").read_text()
+
+
+def test_comparison_trainer_lists():
+    sys.path.insert(0, REPO)
+    from benchmarks.ablation import PRESETS, budget_trainer, trainer_list
+
+    names = trainer_list("architectures,nnUNetTrainerMSA2_noSACM,nnUNetTrainer")
+    assert names == list(PRESETS["architectures"]) + ["nnUNetTrainerMSA2_noSACM"]
+    for name in names + list(PRESETS["ablations"]):
+        assert budget_trainer(name) == f"{name}_budget"
+    with pytest.raises(ValueError, match="no budget trainer"):
+        budget_trainer("nnUNetTrainerUNETR")

@@ -1,7 +1,9 @@
 """SACM -> dropout -> norm -> nonlin, the unit from which MSConvBridge and MSADecoder are built.
 
-With ``SACMConfig(enabled=False)`` the SACM is replaced by a static ``conv_op`` of the planned kernel size, which
-makes the block identical to dynamic_network_architectures' ``ConvDropoutNormReLU`` (the "noSACM" ablation).
+``SACMConfig.kind`` can put another multi-scale convolution in SACM's place (``blocks/multiscale_conv.py``: FIAS's
+DMK, selective kernel). With ``SACMConfig(enabled=False)`` (or kind "static") the SACM is replaced by a static
+``conv_op`` of the planned kernel size, which makes the block identical to dynamic_network_architectures'
+``ConvDropoutNormReLU`` (the "noSACM" ablation).
 """
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
+from nnunet_msa.blocks.multiscale_conv import make_multiscale_conv
 from nnunet_msa.blocks.recompute import maybe_recompute
-from nnunet_msa.blocks.sacm import SACM, SACMConfig, as_per_axis, conv_dim
+from nnunet_msa.blocks.sacm import SACMConfig, as_per_axis, conv_dim
 
 
 class AdaptiveConvNormAct(nn.Module):
@@ -39,12 +42,8 @@ class AdaptiveConvNormAct(nn.Module):
         kernel_size = as_per_axis(kernel_size, dim, "kernel_size")
         self.output_channels = output_channels
         self.recompute = False  # keep only x for backward and rerun the block then (see blocks/recompute.py)
-        if sacm.enabled:
-            self.conv: nn.Module = SACM(conv_op, input_channels, output_channels, kernel_size, sacm.num_candidates,
-                                        sacm.realization, sacm.reduction, bias=conv_bias)
-        else:
-            self.conv = conv_op(input_channels, output_channels, kernel_size, 1,
-                                padding=[(k - 1) // 2 for k in kernel_size], bias=conv_bias)
+        self.conv: nn.Module = make_multiscale_conv(conv_op, input_channels, output_channels, kernel_size, sacm,
+                                                    conv_bias, norm_op, norm_op_kwargs, nonlin, nonlin_kwargs)
         self.dropout = dropout_op(**(dropout_op_kwargs or {})) if dropout_op is not None else nn.Identity()
         self.norm = norm_op(output_channels, **(norm_op_kwargs or {})) if norm_op is not None else nn.Identity()
         self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
@@ -60,16 +59,21 @@ class AdaptiveConvNormAct(nn.Module):
         two maps, conv and norm output, and counts as one ``C_out * n``): C_out·n for a static conv; half that for a
         recomputed block (only its output is kept, by the next op); ``working_set`` for a SACM block kept whole."""
         n = math.prod(int(s) for s in input_size)
-        if not isinstance(self.conv, SACM):
+        if not self.is_multiscale:
             return int(self.output_channels * n)
         if self.recompute:
             return int(self.output_channels * n // 2)
         return self.working_set(input_size)
 
+    @property
+    def is_multiscale(self) -> bool:
+        """Whether the conv is one of the multi-scale kinds (not a static conv)."""
+        return not isinstance(self.conv, nn.modules.conv._ConvNd)
+
     def working_set(self, input_size: Sequence[int]) -> int:
         """What the block holds for backward when it is not recomputed, in the same unit: the SACM's maps
         (K responses, mixture, pointwise output) plus the norm output, halved."""
         n = math.prod(int(s) for s in input_size)
-        if not isinstance(self.conv, SACM):
+        if not self.is_multiscale:
             return int(self.output_channels * n)
         return int((self.conv.compute_conv_feature_map_size(input_size) + self.output_channels * n) // 2)

@@ -39,12 +39,15 @@ class SACMConfig:
     num_candidates: K, candidate receptive fields 3, 5, 7, ... on every axis planned with kernel 3.
     realization: one of ``dilated`` (default), ``dense``, ``separable``, ``shared`` (see ``SACM``).
     reduction: r of the gate's hidden width max(C_k // r, 8).
+    kind: which multi-scale convolution takes SACM's place (``blocks/multiscale_conv.py``): "sacm" (default),
+        "dmk", "selective_kernel" or "static"; the other fields only apply to "sacm".
     """
 
     enabled: bool = True
     num_candidates: int = 3
     realization: str = "dilated"
     reduction: int = 4
+    kind: str = "sacm"
 
     def __post_init__(self) -> None:
         if self.realization not in REALIZATIONS:

@@ -14,7 +14,7 @@ from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecod
 
 from nnunet_msa.blocks.ms_conv_bridge import MSConvBridge
 from nnunet_msa.blocks.sacm import SACMConfig, as_per_axis, conv_dim
-from nnunet_msa.network.msa_decoder import stage_enabled
+from nnunet_msa.network.msa_decoder import skip_spatial_sizes, stage_enabled
 
 
 class BridgedUNetDecoder(UNetDecoder):
@@ -55,11 +55,7 @@ class BridgedUNetDecoder(UNetDecoder):
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
         """``UNetDecoder``'s count plus the bridges' (nnU-Net's planner unit; ``input_size`` of the encoder)."""
         out = int(super().compute_conv_feature_map_size(input_size))
-        size = list(input_size)
-        skip_sizes = []
-        for stride in self.encoder.strides[:-1]:
-            size = [i // j for i, j in zip(size, as_per_axis(stride, len(size), "strides"))]
-            skip_sizes.append(size)
+        skip_sizes = skip_spatial_sizes(self.encoder.strides, input_size)
         for s, bridge in enumerate(self.bridges):
             if isinstance(bridge, MSConvBridge):
                 out += bridge.compute_conv_feature_map_size(skip_sizes[-(s + 1)])

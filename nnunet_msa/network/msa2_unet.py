@@ -1,5 +1,7 @@
 """MSA2UNet: nnU-Net's planned encoder (``PlainConvEncoder`` or ``ResidualEncoder``, reused as they are) with
-MSConvBridge on the skips, MASAG gates and the SACM-based MSADecoder.
+MSConvBridge on the skips, MASAG gates and the SACM-based MSADecoder; or, by constructor option, the other papers'
+parts in the same slots: skip gates (FIAS CAF, Attention U-Net, CBAM, SE), multi-scale convs (FIAS DMK, selective
+kernel), QTSeg's MLFD skip redistribution and its dual-mix attention decoder.
 
 It takes the plans' ``arch_kwargs`` of ``PlainConvUNet`` or ``ResidualEncoderUNet`` unchanged, plus the MSA2
 options, so it can also be named directly as ``network_class_name`` in a plans file
@@ -7,9 +9,8 @@ options, so it can also be named directly as ``network_class_name`` in a plans f
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Type, Union
+from typing import List, Optional, Sequence, Type, Union
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
@@ -20,13 +21,19 @@ from dynamic_network_architectures.building_blocks.residual_encoders import Resi
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He, init_last_bn_before_add_to_0
 
 from nnunet_msa.blocks.adaptive_conv_block import AdaptiveConvNormAct
+from nnunet_msa.blocks.dual_mix_attention import DualMixAttention
 from nnunet_msa.blocks.masag import MASAG
-from nnunet_msa.blocks.sacm import SACM, SACMConfig, conv_dim
+from nnunet_msa.blocks.mlfd import MultiLevelFeatureDistribution
+from nnunet_msa.blocks.multiscale_conv import check_multiscale_conv
+from nnunet_msa.blocks.sacm import SACMConfig, conv_dim
+from nnunet_msa.blocks.skip_gates import check_skip_gate
 from nnunet_msa.network.bridged_unet_decoder import BridgedUNetDecoder
 from nnunet_msa.network.msa_decoder import MSADecoder
+from nnunet_msa.network.qtseg_decoder import QTSegDecoder
 
 ENCODERS = ("plain", "residual")
-DECODERS = ("msa", "nnunet")
+DECODERS = ("msa", "nnunet", "qtseg")
+SKIP_REDISTRIBUTIONS = ("none", "mlfd")
 
 
 class MSA2UNet(nn.Module):
@@ -42,7 +49,13 @@ class MSA2UNet(nn.Module):
     resolution up, get the module; None: all); ``recompute`` (keep only the inputs of SACM blocks and MASAG
     gates for backward and rerun them then: less memory, one more forward of those blocks); ``decoder``: "msa"
     (``MSADecoder``) or "nnunet" (nnU-Net's ``UNetDecoder`` with the bridge only, ``BridgedUNetDecoder``; it has no
-    gates, so ``use_masag`` must be False, and SACM is used in the bridge only).
+    gates, so ``use_masag`` must be False, and SACM is used in the bridge only) or "qtseg" (``QTSegDecoder``:
+    the MSA decoder's stages with QTSeg's dual-mix attention and per-class query tokens).
+
+    Other papers' parts in MSA2's slots: ``skip_gate`` (in MASAG's place: "masag", "caf", "attention_gate",
+    "cbam", "se", "none"; default "masag", or "none" when ``use_masag`` is False), ``multiscale_conv`` (in SACM's
+    place: "sacm", "dmk", "selective_kernel", "static"; default "sacm", or "static" when ``use_sacm`` is False),
+    ``skip_redistribution`` ("none" or "mlfd": QTSeg's multi-level feature distribution over all encoder outputs).
     """
 
     def __init__(
@@ -82,6 +95,9 @@ class MSA2UNet(nn.Module):
         sacm_stages: Optional[int] = None,
         recompute: bool = False,
         decoder: str = "msa",
+        skip_gate: Optional[str] = None,
+        multiscale_conv: Optional[str] = None,
+        skip_redistribution: str = "none",
     ) -> None:
         super().__init__()
         encoder = encoder or ("residual" if n_blocks_per_stage is not None else "plain")
@@ -96,7 +112,13 @@ class MSA2UNet(nn.Module):
         self.input_channels = input_channels
         self.num_classes = num_classes
         self.conv_op = conv_op
-        self.sacm_config = SACMConfig(use_sacm, sacm_candidates, sacm_realization, sacm_reduction)
+        multiscale_conv = check_multiscale_conv(multiscale_conv or ("sacm" if use_sacm else "static"))
+        skip_gate = check_skip_gate(skip_gate or ("masag" if use_masag else "none"))
+        if skip_redistribution not in SKIP_REDISTRIBUTIONS:
+            raise ValueError(f"skip_redistribution must be one of {SKIP_REDISTRIBUTIONS}, got {skip_redistribution!r}.")
+        self.skip_gate, self.multiscale_conv, self.skip_redistribution = skip_gate, multiscale_conv, skip_redistribution
+        self.sacm_config = SACMConfig(multiscale_conv != "static", sacm_candidates, sacm_realization, sacm_reduction,
+                                      kind=multiscale_conv)
         common = dict(conv_bias=conv_bias, norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, dropout_op=dropout_op,
                       dropout_op_kwargs=dropout_op_kwargs, nonlin=nonlin, nonlin_kwargs=nonlin_kwargs,
                       return_skips=True)
@@ -116,26 +138,32 @@ class MSA2UNet(nn.Module):
         self.encoder_type = encoder
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
+        self.mlfd = (MultiLevelFeatureDistribution(conv_op, self.encoder.output_channels, self.encoder.strides,
+                                                   norm_op, norm_op_kwargs)
+                     if skip_redistribution == "mlfd" else None)
         if decoder == "nnunet":
-            if use_masag:
-                raise ValueError("decoder='nnunet' is nnU-Net's UNetDecoder, which has no MASAG gates: pass "
-                                 "use_masag=False (or decoder='msa' for the gates).")
+            if skip_gate != "none":
+                raise ValueError("decoder='nnunet' is nnU-Net's UNetDecoder, which has no skip gates: pass "
+                                 "use_masag=False / skip_gate='none' (or decoder='msa' for the gates).")
             self.decoder = BridgedUNetDecoder(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
                                               self.sacm_config, n_bridge, bridge_stages if use_bridge else 0,
                                               nonlin_first)
         else:
-            self.decoder = MSADecoder(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
-                                      self.sacm_config, use_bridge, use_masag, n_bridge, bridge_stages,
-                                      masag_stages, sacm_stages)
+            decoder_cls = QTSegDecoder if decoder == "qtseg" else MSADecoder
+            self.decoder = decoder_cls(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
+                                       self.sacm_config, use_bridge, skip_gate != "none", n_bridge, bridge_stages,
+                                       masag_stages, sacm_stages, skip_gate)
         self.decoder_kind = decoder
         self.set_recompute(recompute)
 
     def set_recompute(self, enabled: bool) -> None:
-        """Recompute the SACM blocks and MASAG gates in backward instead of keeping their activations
-        (see ``nnunet_msa.blocks.recompute``); static blocks and the encoder are nnU-Net's and keep theirs."""
+        """Recompute the multi-scale conv blocks (SACM, DMK, selective kernel), MASAG gates and dual-mix attention
+        blocks in backward instead of keeping their activations (see ``nnunet_msa.blocks.recompute``); static blocks
+        and the encoder are nnU-Net's and keep theirs."""
         self.recompute = bool(enabled)
         for m in self.decoder.modules():
-            if isinstance(m, MASAG) or (isinstance(m, AdaptiveConvNormAct) and isinstance(m.conv, SACM)):
+            if (isinstance(m, (MASAG, DualMixAttention))
+                    or (isinstance(m, AdaptiveConvNormAct) and m.is_multiscale)):
                 m.recompute = self.recompute
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
@@ -150,14 +178,18 @@ class MSA2UNet(nn.Module):
                              f"dataset.json), got {x.shape[1]}. Give the same channels (modalities) as in training: "
                              f"nnU-Net reads channel i of a case from CASE_{{i:04d}} (here CASE_0000 ... "
                              f"CASE_{self.input_channels - 1:04d}).")
-        return self.decoder(self.encoder(x))
+        skips = self.encoder(x)
+        if self.mlfd is not None:
+            skips = self.mlfd(skips)
+        return self.decoder(skips)
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
         """nnU-Net's memory proxy: feature-map elements for one sample of spatial ``input_size``."""
         if len(input_size) != conv_dim(self.conv_op):
             raise ValueError("give the spatial size only, e.g. (x, y, z), not (b, c, x, y, z)")
+        mlfd = self.mlfd.compute_conv_feature_map_size(input_size) if self.mlfd is not None else 0
         return int(self.encoder.compute_conv_feature_map_size(input_size)
-                   + self.decoder.compute_conv_feature_map_size(input_size))
+                   + self.decoder.compute_conv_feature_map_size(input_size) + mlfd)
 
     @staticmethod
     def initialize(module: nn.Module) -> None:

@@ -7,6 +7,9 @@ Per decoder stage, lowest resolution first, as dynamic_network_architectures' ``
     h  = blocks(concat(up, s))                        (SACM -> norm -> nonlin; first 2C -> C, later residual)
     seg = Conv1x1(h)                                  (a head per stage, always built)
 
+``skip_gate`` puts another gate in MASAG's place (``blocks/skip_gates.py``) and ``SACMConfig.kind`` another
+multi-scale conv in SACM's (``blocks/multiscale_conv.py``).
+
 With ``deep_supervision`` the forward returns n_stages - 1 outputs, highest resolution first (what nnU-Net's deep
 supervision loss zips with its targets), otherwise the full-resolution output only.
 """
@@ -25,9 +28,19 @@ from dynamic_network_architectures.building_blocks.plain_conv_encoder import Pla
 from dynamic_network_architectures.building_blocks.residual_encoders import ResidualEncoder
 
 from nnunet_msa.blocks.adaptive_conv_block import AdaptiveConvNormAct
-from nnunet_msa.blocks.masag import MASAG
 from nnunet_msa.blocks.ms_conv_bridge import MSConvBridge
 from nnunet_msa.blocks.sacm import SACMConfig, as_per_axis, conv_dim
+from nnunet_msa.blocks.skip_gates import check_skip_gate, make_skip_gate
+
+
+def skip_spatial_sizes(strides: Sequence, input_size: Sequence[int]) -> List[List[int]]:
+    """Spatial size of each encoder skip (all levels but the bottleneck, highest resolution first) for an encoder
+    input of ``input_size``; decoder stage s (0 = lowest resolution) works at ``[-(s + 1)]``."""
+    sizes, size = [], list(input_size)
+    for stride in strides[:-1]:
+        size = [i // j for i, j in zip(size, as_per_axis(stride, len(size), "strides"))]
+        sizes.append(size)
+    return sizes
 
 
 def stage_enabled(limit: Optional[int], stage: int, n_stages: int) -> bool:
@@ -74,10 +87,12 @@ class MSADecoder(nn.Module):
         bridge_stages: Optional[int] = None,
         masag_stages: Optional[int] = None,
         sacm_stages: Optional[int] = None,
+        skip_gate: str = "masag",
     ) -> None:
         """``bridge_stages``, ``masag_stages``, ``sacm_stages``: in how many decoder stages, counted from the lowest
         resolution, the module is used, as a slice ``[:limit]`` of the stages: None all, 2 the two lowest, -1 all
-        but the full-resolution one. Where SACM is not used, the stage has static convs."""
+        but the full-resolution one. Where SACM is not used, the stage has static convs. ``masag_stages`` places
+        whichever ``skip_gate`` is chosen; ``use_masag=False`` means no gate at all."""
         super().__init__()
         self.deep_supervision = deep_supervision
         self.encoder = encoder
@@ -95,7 +110,9 @@ class MSADecoder(nn.Module):
         act = dict(nonlin=encoder.nonlin, nonlin_kwargs=encoder.nonlin_kwargs)
         kernels = [as_per_axis(k, dim, "kernel_sizes") for k in encoder.kernel_sizes]
         strides = [as_per_axis(s, dim, "strides") for s in encoder.strides]
-        self.use_bridge, self.use_masag = use_bridge, use_masag
+        skip_gate = check_skip_gate(skip_gate) if use_masag else "none"
+        self.use_bridge, self.use_masag = use_bridge, skip_gate != "none"
+        self.skip_gate = skip_gate
 
         transpconvs, bridges, gates, stages, seg_layers = [], [], [], [], []
         def within(limit: Optional[int], stage: int) -> bool:
@@ -110,8 +127,7 @@ class MSADecoder(nn.Module):
             transpconvs.append(transpconv_op(c_below, c_skip, strides[-s], strides[-s], bias=encoder.conv_bias))
             bridges.append(MSConvBridge(conv_op, c_skip, kernel, n_bridge, stage_sacm, encoder.conv_bias, **norm,
                                         **act) if with_bridge else nn.Identity())
-            gates.append(MASAG(conv_op, c_skip, kernel, **norm, **act, conv_bias=True) if with_masag else
-                         nn.Identity())
+            gates.append(make_skip_gate(skip_gate if with_masag else "none", conv_op, c_skip, kernel, **norm, **act))
 
             def make_block(first: bool, c=c_skip, k=kernel, cfg=stage_sacm) -> AdaptiveConvNormAct:
                 return AdaptiveConvNormAct(conv_op, 2 * c if first else c, c, k, cfg, encoder.conv_bias, **norm,
@@ -122,7 +138,7 @@ class MSADecoder(nn.Module):
             seg_layers.append(conv_op(c_skip, num_classes, 1, 1, 0, bias=True))
         self.transpconvs = nn.ModuleList(transpconvs)
         self.bridges = nn.ModuleList(bridges)
-        self.gates = nn.ModuleList(gates) if use_masag else None  # nn.Identity where a stage has no gate
+        self.gates = nn.ModuleList(gates) if self.use_masag else None  # nn.Identity where a stage has no gate
         self.stages = nn.ModuleList(stages)
         self.seg_layers = nn.ModuleList(seg_layers)
 
@@ -133,11 +149,7 @@ class MSADecoder(nn.Module):
         seg_outputs = []
         n = len(self.stages)
         for s in range(n):
-            up = self.transpconvs[s](h)
-            skip = self.bridges[s](skips[-(s + 2)])
-            if self.gates is not None and isinstance(self.gates[s], MASAG):
-                skip = self.gates[s](skip, up)
-            h = self.stages[s](torch.cat((up, skip), dim=1))
+            h = self.decode_stage(s, h, skips)
             if self.deep_supervision:
                 seg_outputs.append(self.seg_layers[s](h))
             elif s == n - 1:
@@ -145,18 +157,21 @@ class MSADecoder(nn.Module):
         seg_outputs = seg_outputs[::-1]
         return seg_outputs if self.deep_supervision else seg_outputs[0]
 
+    def decode_stage(self, s: int, h: torch.Tensor, skips: List[torch.Tensor]) -> torch.Tensor:
+        """Stage ``s`` (0 = lowest resolution): (h_below (B, C_below, *S_below), skips) -> (B, C_skip, *S_skip)."""
+        up = self.transpconvs[s](h)
+        skip = self.bridges[s](skips[-(s + 2)])
+        if self.gates is not None and not isinstance(self.gates[s], nn.Identity):
+            skip = self.gates[s](skip, up)
+        return self.stages[s](torch.cat((up, skip), dim=1))
+
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
         """Feature maps of the decoder for an encoder input of ``input_size``, in nnU-Net's planner unit (a static
         conv block = C·n for its two kept maps; the transposed conv counts C·n for the 2C-channel concatenation, as
         in nnU-Net's ``UNetDecoder``). Recomputed blocks count what they keep, not the maps they rebuild in
         backward: by then backward has freed the higher-resolution stages' maps, which are larger (the peak of a
         step is at the end of the forward pass)."""
-        skip_sizes = []
-        size = list(input_size)
-        for stride in self.encoder.strides[:-1]:
-            stride = as_per_axis(stride, len(size), "strides")
-            size = [i // j for i, j in zip(size, stride)]
-            skip_sizes.append(size)
+        skip_sizes = skip_spatial_sizes(self.encoder.strides, input_size)
         out = np.int64(0)
         n = len(self.stages)
         for s in range(n):
@@ -167,7 +182,7 @@ class MSADecoder(nn.Module):
             out += c * voxels  # concatenation (2C maps), counted as nnU-Net counts its transposed conv
             if isinstance(self.bridges[s], MSConvBridge):
                 out += self.bridges[s].compute_conv_feature_map_size(sz)
-            if self.gates is not None and isinstance(self.gates[s], MASAG):
+            if self.gates is not None and not isinstance(self.gates[s], nn.Identity):
                 out += self.gates[s].compute_conv_feature_map_size(sz)
                 out += c * voxels // 2  # the upsampled feature, kept by the gate besides the concatenation
             if self.deep_supervision or s == n - 1:

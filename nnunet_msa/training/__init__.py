@@ -3,15 +3,23 @@ from nnunet_msa.training.nnunet_trainer_msa2 import BALANCED_OPTIONS, nnUNetTrai
 from nnunet_msa.training.ablation_trainers import (ABLATION_TRAINERS, nnUNetTrainerMSA2_bridgeOnly,
                                                     nnUNetTrainerMSA2_noBridge, nnUNetTrainerMSA2_noMASAG,
                                                     nnUNetTrainerMSA2_noSACM, nnUNetTrainerMSA2_noTempAnneal)
+from nnunet_msa.training.architecture_trainers import (ARCHITECTURE_TRAINERS, make_architecture_trainer,
+                                                       nnUNetTrainerAttnGate, nnUNetTrainerCBAM, nnUNetTrainerFIAS,
+                                                       nnUNetTrainerQTSeg, nnUNetTrainerSE,
+                                                       nnUNetTrainerSelectiveKernel)
 from nnunet_msa.training.epoch_variants import EPOCH_TRAINERS, EPOCH_VARIANTS
-from nnunet_msa.training.budget_trainers import (ABLATION_BUDGET_TRAINERS, nnUNetTrainer_budget,
+from nnunet_msa.training.budget_trainers import (ABLATION_BUDGET_TRAINERS, ARCHITECTURE_BUDGET_TRAINERS,
+                                                  nnUNetTrainer_budget,
                                                   nnUNetTrainerMSA2_budget, nnUNetTrainerMSA2Full_budget)
 
 globals().update(EPOCH_TRAINERS)
 globals().update(ABLATION_BUDGET_TRAINERS)
+globals().update(ARCHITECTURE_BUDGET_TRAINERS)
 
 __all__ = (["nnUNetTrainerMSA2", "nnUNetTrainerMSA2Full", "nnUNetTrainerMSA2_budget", "nnUNetTrainerMSA2Full_budget",
             "nnUNetTrainer_budget"]
            + [t.__name__ for t in ABLATION_TRAINERS]
            + sorted(EPOCH_TRAINERS, key=lambda n: int(n.split("_")[-1][:-len("epochs")]))
-           + sorted(ABLATION_BUDGET_TRAINERS))
+           + sorted(ABLATION_BUDGET_TRAINERS)
+           + [t.__name__ for t in ARCHITECTURE_TRAINERS]
+           + sorted(ARCHITECTURE_BUDGET_TRAINERS))

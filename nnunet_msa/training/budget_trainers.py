@@ -6,8 +6,8 @@ budget, read from the environment so the real ``nnUNetv2_train`` command can run
     default nnU-Net's 50), nnUNetMSA_anneal_fraction (MSA2: fraction of all iterations over which the SACM
     temperature anneals, default the trainer's 0.1).
 
-Every ablation trainer has one too (``nnUNetTrainerMSA2_noBridge_budget``, ..., generated), for the ablation
-benchmark (``python -m benchmarks.ablation``).
+Every ablation and architecture trainer has one too (``nnUNetTrainerMSA2_noBridge_budget``,
+``nnUNetTrainerFIAS_budget``, ..., generated), for the comparison benchmark (``python -m benchmarks.ablation``).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_msa.training.ablation_trainers import ABLATION_TRAINERS
+from nnunet_msa.training.architecture_trainers import ARCHITECTURE_TRAINERS
 from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2, nnUNetTrainerMSA2Full
 
 
@@ -70,5 +71,10 @@ ABLATION_BUDGET_TRAINERS = {}
 for _base in ABLATION_TRAINERS:
     _cls = make_budget_variant(_base)
     ABLATION_BUDGET_TRAINERS[_cls.__name__] = _cls
+    globals()[_cls.__name__] = _cls
+ARCHITECTURE_BUDGET_TRAINERS = {}
+for _base in ARCHITECTURE_TRAINERS:
+    _cls = make_budget_variant(_base)
+    ARCHITECTURE_BUDGET_TRAINERS[_cls.__name__] = _cls
     globals()[_cls.__name__] = _cls
 del _base, _cls

@@ -48,6 +48,16 @@ def msa2_kwargs_from_plans(arch_class_name: str, arch_kwargs: Dict[str, Any], re
     return kwargs
 
 
+def check_msa2_options(options: Dict[str, Any]) -> None:
+    """Unknown ``MSA2UNet`` option names fail here, naming the known ones (not at the first training)."""
+    import inspect
+
+    known = set(inspect.signature(MSA2UNet.__init__).parameters) - {"self"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unknown MSA2UNet option(s) {unknown}; the options are {sorted(known)}.")
+
+
 def build_msa2_network(configuration_manager, num_input_channels: int, num_output_channels: int,
                        enable_deep_supervision: bool = True, **msa2_options: Any) -> nn.Module:
     """``MSA2UNet`` on the encoder the configuration plans; ``msa2_options`` override the plans' MSA2 options."""

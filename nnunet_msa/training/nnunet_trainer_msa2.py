@@ -57,6 +57,13 @@ class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, nnUNetTra
         return build_msa2_network(configuration_manager, num_input_channels, num_output_channels,
                                   enable_deep_supervision, **cls.msa2_options)
 
+    def has_sacm(self) -> bool:
+        """Whether the network has SACM layers (the other architectures' trainers put other convs in its place)."""
+        if not hasattr(self, "_msa2_has_sacm"):
+            from nnunet_msa.blocks.sacm import SACM
+            self._msa2_has_sacm = any(isinstance(m, SACM) for m in self.network.modules())
+        return self._msa2_has_sacm
+
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
         self._msa2_step_in_epoch = 0
@@ -67,7 +74,7 @@ class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, nnUNetTra
         tau = (annealed_temperature(iteration, self.num_epochs, self.num_iterations_per_epoch, self.tau0,
                                     self.anneal_fraction) if self.anneal_temperature else 1.0)
         set_sacm_temperature(self.network, tau)
-        if step == 0:
+        if step == 0 and self.has_sacm():
             self.print_to_log_file(f"SACM temperature: {tau:.3f}")
         self._msa2_step_in_epoch = step + 1
         return super().train_step(batch)

@@ -1,0 +1,49 @@
+"""The convolutions a network can put where MSA2 puts SACM, by name (``MSA2UNet(multiscale_conv=...)``):
+
+    "sacm"              SACM, MSA2-Net's self-adaptive convolution (``blocks/sacm.py``)
+    "dmk"               FIAS's depthwise multi-kernel convolution (``blocks/dmk_conv.py``)
+    "selective_kernel"  selective-kernel convolution, Li et al. 2019 (``blocks/selective_kernel.py``)
+    "static"            a plain conv of the planned kernel size (nnU-Net's)
+
+Each is (B, C_in, *S) -> (B, C_out, *S) at stride 1; ``AdaptiveConvNormAct`` follows it with dropout, norm and
+nonlinearity.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Type
+
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+from nnunet_msa.blocks.dmk_conv import DepthwiseMultiKernelConv
+from nnunet_msa.blocks.norm_act import same_padding
+from nnunet_msa.blocks.sacm import SACM, SACMConfig
+from nnunet_msa.blocks.selective_kernel import SelectiveKernelConv
+
+MULTISCALE_CONVS = ("sacm", "dmk", "selective_kernel", "static")
+#: the non-static kinds' module classes (recomputation, memory estimates)
+MULTISCALE_TYPES = (SACM, DepthwiseMultiKernelConv, SelectiveKernelConv)
+
+
+def check_multiscale_conv(kind: str) -> str:
+    if kind not in MULTISCALE_CONVS:
+        raise ValueError(f"multiscale_conv must be one of {MULTISCALE_CONVS}, got {kind!r}.")
+    return kind
+
+
+def make_multiscale_conv(conv_op: Type[_ConvNd], input_channels: int, output_channels: int,
+                         kernel_size: Sequence[int], sacm: SACMConfig, bias: bool,
+                         norm_op: Optional[Type[nn.Module]] = None, norm_op_kwargs: Optional[dict] = None,
+                         nonlin: Optional[Type[nn.Module]] = None, nonlin_kwargs: Optional[dict] = None) -> nn.Module:
+    """The conv ``sacm.kind`` names (a static conv when ``sacm.enabled`` is False)."""
+    kind = check_multiscale_conv(sacm.kind) if sacm.enabled else "static"
+    if kind == "sacm":
+        return SACM(conv_op, input_channels, output_channels, kernel_size, sacm.num_candidates, sacm.realization,
+                    sacm.reduction, bias=bias)
+    if kind == "dmk":
+        return DepthwiseMultiKernelConv(conv_op, input_channels, output_channels, kernel_size, bias=bias)
+    if kind == "selective_kernel":
+        return SelectiveKernelConv(conv_op, input_channels, output_channels, kernel_size, bias=bias,
+                                   norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, nonlin=nonlin,
+                                   nonlin_kwargs=nonlin_kwargs)
+    return conv_op(input_channels, output_channels, kernel_size, 1, padding=same_padding(kernel_size), bias=bias)

@@ -1,0 +1,59 @@
+"""Issue 7 end to end on Task04_Hippocampus with nnU-Net's real commands: every named architecture trainer
+(FIAS, QTSeg, Attention U-Net gate, CBAM, SE, selective kernel) trains with ``nnUNetv2_train`` (2 iterations; nnU-Net
+validates with its sliding-window predictor) and predicts a validation case with ``nnUNetv2_predict`` in a fresh
+process, on the 2d configuration; FIAS and QTSeg, whose modules have 3D-specific parts (3D depthwise kernels, MLFD's
+3D resampling, dual-mix attention over a 3D patch), on 3d_fullres too. The other trainers' 3D networks train from the
+real 3D plans in-process (tests/test_architecture_options.py): a real run costs ~30 s each."""
+from __future__ import annotations
+
+import pytest
+
+import e2e_helpers as h
+
+pytestmark = pytest.mark.e2e
+
+RUNS = [(t, "2d") for t in ("nnUNetTrainerFIAS", "nnUNetTrainerQTSeg", "nnUNetTrainerAttnGate", "nnUNetTrainerCBAM",
+                            "nnUNetTrainerSE", "nnUNetTrainerSelectiveKernel")]
+RUNS += [("nnUNetTrainerFIAS", "3d_fullres"), ("nnUNetTrainerQTSeg", "3d_fullres")]
+
+#: a parameter-name fragment each trainer's network must have (and MASAG's / SACM's that it must not)
+EXPECTED_WEIGHTS = {
+    "nnUNetTrainerFIAS": ("gates.0.ch_in.weight", "context.0.weight"),
+    "nnUNetTrainerQTSeg": ("mlfd.paths.0", "decoder.query_tokens"),
+    "nnUNetTrainerAttnGate": ("gates.0.psi.weight",),
+    "nnUNetTrainerCBAM": ("gates.0.spatial.weight",),
+    "nnUNetTrainerSE": ("gates.0.fc1.weight",),
+    "nnUNetTrainerSelectiveKernel": ("branches.1.0.weight", "gates.0.select.weight"),
+}
+
+
+@pytest.mark.parametrize("trainer,configuration", RUNS, ids=[f"{t[len('nnUNetTrainer'):]}-{c}" for t, c in RUNS])
+def test_architecture_trainer_trains_and_predicts(hippocampus, e2e_workspace, trainer, configuration):
+    ws, ds = e2e_workspace, hippocampus
+    config = ds.configs[configuration]
+    budget_trainer = f"{trainer}_budget"
+    tag = f"{budget_trainer}_{config}"
+    ran = h.run(["nnUNetv2_train", str(ds.dataset_id), config, "0", "-tr", budget_trainer, "-device", "cpu"],
+                h.with_budget(ws.env, 1, 2, 1), ws.logs / f"train_{tag}.log",
+                label=f"nnUNetv2_train 4 {config} 0 -tr {budget_trainer}")
+    model = ws.results / ds.name / f"{budget_trainer}__nnUNetPlans__{config}"
+    ckpt = h.load_checkpoint(model / "fold_0" / "checkpoint_final.pth")
+    assert ckpt["trainer_name"] == budget_trainer and ckpt["current_epoch"] == 1
+    keys = list(ckpt["network_weights"].keys())
+    for fragment in EXPECTED_WEIGHTS[trainer]:
+        assert any(fragment in k for k in keys), f"{trainer}: no weight '{fragment}' in {keys[:40]}"
+    if trainer != "nnUNetTrainerSelectiveKernel":
+        assert not any(k.endswith(".temperature") for k in keys), "an SACM layer in a trainer without SACM"
+        assert "SACM temperature" not in ran.output
+    assert (model / "fold_0" / "validation" / "summary.json").is_file(), "nnU-Net's validation did not finish"
+
+    case = ds.val_ids[0]
+    inputs = h.link_inputs(ds, [case], ws.root / "predict_in" / tag)
+    out = ws.root / "predict_out" / tag
+    h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out), "-d", str(ds.dataset_id), "-c", config, "-f", "0",
+           "-tr", budget_trainer, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"], ws.env,
+          ws.logs / f"predict_{tag}.log", label=f"nnUNetv2_predict -tr {budget_trainer} -c {config}")
+    prediction = out / f"{case}.nii.gz"
+    assert prediction.is_file(), f"no prediction {prediction}"
+    h.assert_same_geometry(prediction, ds.image_files(case)[0])
+    assert h.label_values(prediction) <= {0, 1, 2}
