@@ -48,7 +48,10 @@ OPTIONS = {
 PLANS = [("4", "nnUNetPlans", "2d"), ("4", "nnUNetPlans", "3d_fullres"), ("27", "nnUNetPlans", "3d_fullres")]
 #: the options that depend on the encoder's outputs beyond their channels and strides also run on ResEnc plans
 RESENC = ("27", "nnUNetResEncUNetMPlans", "2d")
-CASES = [(*plan, option) for plan in PLANS for option in sorted(OPTIONS)]
+#: on ACDC's anisotropic 3D plans, the options whose kernels or resampling follow the plans' per-axis kernels/strides
+ANISOTROPIC = ("gate_caf", "gate_cbam", "conv_dmk", "conv_selective_kernel", "mlfd", "decoder_qtseg")
+CASES = [(*plan, option) for plan in PLANS[:2] for option in sorted(OPTIONS)]
+CASES += [(*PLANS[2], option) for option in ANISOTROPIC]
 CASES += [(*RESENC, option) for option in ("mlfd", "decoder_qtseg")]
 TRAINER_MODULES = {nnUNetTrainerFIAS: (DepthwiseMultiKernelConv, ContextAwareFusion),
                    nnUNetTrainerQTSeg: (MultiLevelFeatureDistribution, DualMixAttention),

@@ -2,7 +2,8 @@
 (FIAS, QTSeg, Attention U-Net gate, CBAM, SE, selective kernel) trains with ``nnUNetv2_train`` (2 iterations; nnU-Net
 validates with its sliding-window predictor) and predicts a validation case with ``nnUNetv2_predict`` in a fresh
 process, on the 2d configuration; FIAS and QTSeg, whose modules have 3D-specific parts (3D depthwise kernels, MLFD's
-3D resampling, dual-mix attention over a 3D patch), on 3d_fullres too. The other trainers' 3D networks train from the
+3D resampling, dual-mix attention over a 3D patch), train and predict their validation cases (nnU-Net's validation)
+on 3d_fullres too. The other trainers' 3D networks train from the
 real 3D plans in-process (tests/test_architecture_options.py): a real run costs ~30 s each."""
 from __future__ import annotations
 
@@ -46,7 +47,12 @@ def test_architecture_trainer_trains_and_predicts(hippocampus, e2e_workspace, tr
         assert not any(k.endswith(".temperature") for k in keys), "an SACM layer in a trainer without SACM"
         assert "SACM temperature" not in ran.output
     assert (model / "fold_0" / "validation" / "summary.json").is_file(), "nnU-Net's validation did not finish"
-
+    if configuration != "2d":
+        # 3d: the prediction is nnU-Net's own validation inside nnUNetv2_train (its nnUNetPredictor, sliding window
+        # over the whole case, resampled to the raw geometry); the 2d runs of the same trainers test nnUNetv2_predict
+        for case in ds.val_ids:
+            h.assert_same_geometry(model / "fold_0" / "validation" / f"{case}.nii.gz", ds.image_files(case)[0])
+        return
     case = ds.val_ids[0]
     inputs = h.link_inputs(ds, [case], ws.root / "predict_in" / tag)
     out = ws.root / "predict_out" / tag
