@@ -11,16 +11,15 @@ the command, the pure training time from the "Epoch time" lines of nnU-Net's tra
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
-import random
-import re
 import shutil
 from dataclasses import asdict, dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from nnunet_msa.pipeline.plans_edit import add_inherited_configuration, case_ids, write_split
+from nnunet_msa.pipeline.splits import grouped_split, separator_pattern
+from nnunet_msa.pipeline.training_log import epoch_times
 
 from benchmarks.catalog import PlanSpec
 from benchmarks.workspace import PLANS_NAME, Workspace, nnunet_command
@@ -62,28 +61,6 @@ def budget_for(plan: PlanSpec, quick: bool, overrides: Dict[str, Optional[int]])
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def grouped_split(ids: Sequence[str], n_train: int, n_val: int, separator: Optional[str],
-                  seed: int = 0) -> Tuple[List[str], List[str]]:
-    """Seeded split into about ``n_val`` validation and ``n_train`` training cases; cases whose identifiers share
-    the part before ``separator`` (one patient) go to the same side."""
-    groups: Dict[str, List[str]] = {}
-    for i in sorted(ids):
-        key = i.split(separator)[0] if separator and separator in i else i
-        groups.setdefault(key, []).append(i)
-    keys = sorted(groups)
-    random.Random(seed).shuffle(keys)
-    val: List[str] = []
-    train: List[str] = []
-    for k in keys:
-        if len(val) < n_val:
-            val.extend(groups[k])
-        elif len(train) < n_train:
-            train.extend(groups[k])
-    if not train or not val:
-        raise ValueError(f"cannot split {len(ids)} cases into {n_train} training and {n_val} validation cases")
-    return train, val
-
-
 def _read_summary(path: str, dataset_json: dict) -> Dict[str, object]:
     with open(path) as f:
         summary = json.load(f)
@@ -91,14 +68,6 @@ def _read_summary(path: str, dataset_json: dict) -> Dict[str, object]:
     per_class = {names.get(label, label): float(m["Dice"]) for label, m in summary["mean"].items()}
     return {"foreground_dice": float(summary["foreground_mean"]["Dice"]), "dice_per_class": per_class,
             "n_validation_cases": len(summary.get("metric_per_case", []))}
-
-
-def _epoch_times(fold_dir: str) -> List[float]:
-    times: List[float] = []
-    for log in sorted(glob.glob(os.path.join(fold_dir, "training_log_*.txt"))):
-        with open(log) as f:
-            times += [float(m) for m in re.findall(r"Epoch time: ([0-9.]+) s", f.read())]
-    return times
 
 
 def train_and_validate(ws: Workspace, plan: PlanSpec, trainer: str, configuration: str, budget: Budget,
@@ -116,7 +85,7 @@ def train_and_validate(ws: Workspace, plan: PlanSpec, trainer: str, configuratio
     wall = run_command(args, env, ws.log_path(f"train_{plan.name}_{trainer}"))
     fold = os.path.join(output, "fold_0")
     result = _read_summary(os.path.join(fold, "validation", "summary.json"), dataset_json)
-    epochs = _epoch_times(fold)
+    epochs = epoch_times(fold)
     result.update({"wall_time_s": wall, "epoch_times_s": epochs, "training_time_s": sum(epochs),
                    "output_folder": output})
     return result
@@ -127,7 +96,7 @@ def run_accuracy(ws: Workspace, plan: PlanSpec, trainers: Dict[str, str], budget
     """Train and validate every trainer of ``trainers`` (key -> trainer name) on the same split and budget."""
     pre = ws.preprocessed_dir(plan.dataset)
     train, val = grouped_split(case_ids(ws.raw_dir(plan.dataset)), budget.train_cases, budget.val_cases,
-                               plan.dataset.group_separator)
+                               separator_pattern(plan.dataset.group_separator))
     write_split(pre, train, val)
     configuration = add_inherited_configuration(pre, plan.configuration, f"{plan.configuration}_bench_b"
                                                 f"{budget.batch_size}", budget.batch_size)

@@ -18,8 +18,11 @@ MSA2_PLANNERS = {"nnUNetMSA2Plans": "nnUNetMSA2Planner", "nnUNetMSA2ResEncPlans"
 
 HIPPOCAMPUS_ID = 4
 HIPPOCAMPUS_CONFIGS = {"2d": ("2d_bs4", 4), "3d_fullres": ("3d_fullres_bs2", 2)}
-HIPPOCAMPUS_VAL_CASES = 2      # nnU-Net validates on these at the end of every training: keep it small
-HIPPOCAMPUS_TRAIN_CASES = 8
+# The split is a real 5-fold cross-validation of the 5 smallest cases (each fold trains on 4 and validates 1): the
+# smallest split nnU-Net's accumulate_cv_results / find_best_configuration accept (every case validated by exactly
+# one fold), and nnU-Net validates at the end of every training, so one small validation case per fold is cheapest.
+# Fold 0 (the one most tests train) validates the smallest case.
+HIPPOCAMPUS_FOLDS = 5
 
 
 class Workspace:
@@ -82,10 +85,11 @@ def _image_sizes(images_dir: Path):
 @pytest.fixture(scope="session")
 def hippocampus(shared_data: Path, e2e_workspace: Workspace) -> h.Dataset:
     """Task04_Hippocampus converted with nnUNetv2_convert_MSD_dataset, planned and preprocessed for 2d and
-    3d_fullres, with small-batch configurations inheriting both and a split of 8 training and 2 validation cases.
-    ``predict_ids``: the 2 validation cases and one uint8 image no training saw."""
+    3d_fullres, with small-batch configurations inheriting both and a 5-fold split of the 5 smallest cases
+    (``splits``; fold 0: ``train_ids`` (4 cases), ``val_ids`` (1 case)).
+    ``predict_ids``: fold 0's validation case and one uint8 image no training saw."""
     import SimpleITK as sitk
-    from nnunet_msa.pipeline.plans_edit import add_inherited_configuration, case_ids, write_split
+    from nnunet_msa.pipeline.plans_edit import add_inherited_configuration, case_ids
 
     source = shared_data / "Task04_Hippocampus"
     assert (source / "imagesTr").is_dir() and (source / "dataset.json").is_file(), f"{source} is incomplete"
@@ -106,13 +110,11 @@ def hippocampus(shared_data: Path, e2e_workspace: Workspace) -> h.Dataset:
     sizes = _image_sizes(raw / "imagesTr")
     assert set(sizes) == set(ids), "converted images and labels do not match"
     by_size = sorted(ids, key=lambda c: (sizes[c][0], c))
-    ds.val_ids = by_size[:HIPPOCAMPUS_VAL_CASES]                      # smallest: quickest validation
-    ds.train_ids = by_size[HIPPOCAMPUS_VAL_CASES:HIPPOCAMPUS_VAL_CASES + HIPPOCAMPUS_TRAIN_CASES]
-    unseen_uint8 = [c for c in by_size[HIPPOCAMPUS_VAL_CASES + HIPPOCAMPUS_TRAIN_CASES:]
-                    if sizes[c][1] == sitk.sitkUInt8]
+    ds.splits = h.write_cross_validation_split(ds.preprocessed_dir, by_size[:HIPPOCAMPUS_FOLDS], HIPPOCAMPUS_FOLDS)
+    ds.train_ids, ds.val_ids = ds.splits[0]["train"], ds.splits[0]["val"]
+    unseen_uint8 = [c for c in by_size[HIPPOCAMPUS_FOLDS:] if sizes[c][1] == sitk.sitkUInt8]
     assert unseen_uint8, "no uint8 image left to predict (the dataset has 55)"
     ds.predict_ids = ds.val_ids + unseen_uint8[:1]
-    write_split(str(ds.preprocessed_dir), ds.train_ids, ds.val_ids)
     return ds
 
 

@@ -106,6 +106,7 @@ class Dataset:
     configs: Dict[str, str] = field(default_factory=dict)   # planned configuration -> small-batch configuration
     train_ids: List[str] = field(default_factory=list)
     val_ids: List[str] = field(default_factory=list)
+    splits: List[dict] = field(default_factory=list)        # splits_final.json: [{"train": [...], "val": [...]}]
     predict_ids: List[str] = field(default_factory=list)    # cases the prediction tests use (none trained on)
 
     def image_files(self, case: str) -> List[Path]:
@@ -196,6 +197,22 @@ def cropped_nifti_dataset(src_raw: Path, dst_raw: Path, size_xy: int, n_slices: 
     _write_dataset_json(src_raw, dst_raw, len(cases),
                         f"test copy: {n_slices}x{size_xy}x{size_xy} crops around the foreground of {src_raw.name}")
     return cases
+
+
+def write_cross_validation_split(preprocessed_dir: Path, cases: Sequence[str], n_folds: int = 5) -> List[dict]:
+    """Write ``splits_final.json`` for an ``n_folds``-fold cross-validation of ``cases``: fold k validates
+    ``cases[k::n_folds]`` and trains on the rest (every case is validated by exactly one fold, as
+    nnU-Net's ``accumulate_cv_results`` and ``find_best_configuration`` require). Returns the folds."""
+    cases = list(cases)
+    if len(cases) < n_folds:
+        raise ValueError(f"{n_folds} folds need at least {n_folds} cases, got {len(cases)}")
+    folds = []
+    for k in range(n_folds):
+        val = cases[k::n_folds]
+        folds.append({"train": [c for c in cases if c not in val], "val": val})
+    with open(Path(preprocessed_dir) / "splits_final.json", "w") as f:
+        json.dump(folds, f, indent=2)
+    return folds
 
 
 def link_inputs(dataset: Dataset, cases: Sequence[str], folder: Path) -> Path:

@@ -32,10 +32,12 @@ import ddp_worker as w
 WORLD_SIZE = 2
 TIMEOUT_S = 600
 #: |ddp - reference| <= RTOL·|reference| + atol·(largest |reference| entry of the whole network), the reference in
-#: float64. Measured: gradients agree to 4e-7 of the scale, two-step updates to 3e-5 (the float32 rounding of the
-#: weights themselves, ~1e-7, against updates of ~4e-3). A wrong gradient (a rank's batch dice over its half only, a
-#: batch-coupled layer, a stale τ on one rank) is off by 1e-2 or more.
-RTOL, ATOL_GRADS, ATOL_UPDATES = 1e-4, 1e-5, 2e-4
+#: float64. Measured: gradients agree to 4e-7 of the scale on an AMD EPYC (AVX2) and to 1.5e-4 on an Intel Xeon
+#: (AVX-512: oneDNN picks other float32 convolution kernels; the same on the code before the input fingerprint),
+#: two-step updates to 3e-5 (the float32 rounding of the weights themselves, ~1e-7, against updates of ~4e-3). A wrong
+#: gradient (a rank's batch dice over its half only, a batch-coupled layer, a stale τ on one rank) is off by 1e-2 or
+#: more.
+RTOL, ATOL_GRADS, ATOL_UPDATES = 1e-4, 5e-4, 1e-3
 
 
 def _start_ranks(folder: str, tmp: Path) -> List[subprocess.Popen]:

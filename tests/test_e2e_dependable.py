@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 import torch
@@ -29,10 +29,18 @@ TRAINER = "nnUNetTrainerMSA2_budget"
 # epoch starts at a different τ and a resume at the wrong iteration shows; checkpoint_latest.pth after every epoch.
 EPOCHS, ITERATIONS = 4, 3
 SEED = 12345
+FOLD = 1
 
 
-def _env(ws, **extra: str) -> Dict[str, str]:
+def _results(ws, name: str = "dependable") -> Path:
+    """This module's own nnUNet_results: its runs (killed, resumed, 4 epochs) must not mix with the shared models of
+    the hippocampus split's folds (tests/pipeline_runs.py), nor the models of these runs with each other."""
+    return ws.root / f"nnUNet_results_{name}"
+
+
+def _env(ws, results: Optional[Path] = None, **extra: str) -> Dict[str, str]:
     env = h.with_budget(ws.env, EPOCHS, ITERATIONS, 1)
+    env["nnUNet_results"] = str(results or _results(ws))
     env.update(nnUNetMSA_save_every="1", nnUNetMSA_anneal_fraction="1.0", nnUNetMSA_seed=str(SEED),
                nnUNet_n_proc_DA="0")  # one process: the seeded patches come in a fixed order
     env.update(extra)
@@ -44,8 +52,8 @@ def _train_cmd(ds, fold: int, trainer: str = TRAINER, *extra: str) -> List[str]:
             "-device", "cpu", *extra]
 
 
-def _fold_dir(ws, ds, fold: int, trainer: str = TRAINER) -> Path:
-    return ws.results / ds.name / f"{trainer}__nnUNetPlans__{ds.configs['2d']}" / f"fold_{fold}"
+def _fold_dir(results: Path, ds, fold: int, trainer: str = TRAINER) -> Path:
+    return results / ds.name / f"{trainer}__nnUNetPlans__{ds.configs['2d']}" / f"fold_{fold}"
 
 
 def _load(path: Path):
@@ -83,19 +91,21 @@ def _kill_after_first_checkpoint(cmd: List[str], env: Dict[str, str], fold_dir: 
 
 @pytest.fixture(scope="module")
 def interrupted(hippocampus, e2e_workspace) -> dict:
-    """Two seeded runs (folds 1 and 2 share fold 0's split), each killed after its first checkpoint."""
+    """Two seeded runs of the same fold, each in its own nnUNet_results ("twin", "main"), each killed after its
+    first checkpoint."""
     ws, ds = e2e_workspace, hippocampus
     runs = {}
-    for fold in (1, 2):
-        fold_dir = _fold_dir(ws, ds, fold)
-        runs[fold] = dict(fold_dir=fold_dir, checkpoint=_kill_after_first_checkpoint(
-            _train_cmd(ds, fold), _env(ws), fold_dir, ws.logs / f"dependable_killed_fold{fold}.log"))
+    for name in ("twin", "main"):
+        results = _results(ws, "dependable" if name == "main" else "dependable_twin")
+        fold_dir = _fold_dir(results, ds, FOLD)
+        runs[name] = dict(fold_dir=fold_dir, checkpoint=_kill_after_first_checkpoint(
+            _train_cmd(ds, FOLD), _env(ws, results), fold_dir, ws.logs / f"dependable_killed_{name}.log"))
     return runs
 
 
 def test_same_seed_gives_the_same_first_losses(interrupted) -> None:
     """Same seed: same initial weights, same patches, same augmentation -> the same epoch-0 training loss."""
-    a, b = (interrupted[f]["checkpoint"]["logging"]["train_losses"][0] for f in (1, 2))
+    a, b = (interrupted[name]["checkpoint"]["logging"]["train_losses"][0] for name in ("twin", "main"))
     assert math.isfinite(a) and a == b, (a, b)
 
 
@@ -106,11 +116,11 @@ def test_continue_resumes_epoch_temperature_schedule_and_history(hippocampus, e2
     from nnunet_msa.training.temperature import annealed_temperature
 
     ws, ds = e2e_workspace, hippocampus
-    run = interrupted[2]
+    run = interrupted["main"]
     saved = run["checkpoint"]
     resume_epoch = int(saved["current_epoch"])
     assert 1 <= resume_epoch < EPOCHS
-    ran = h.run(_train_cmd(ds, 2, TRAINER, "--c"), _env(ws), ws.logs / "dependable_resumed.log",
+    ran = h.run(_train_cmd(ds, FOLD, TRAINER, "--c"), _env(ws), ws.logs / "dependable_resumed.log",
                 label=f"nnUNetv2_train --c (from epoch {resume_epoch})")
     epochs_run = [int(e) for e in re.findall(r"^.*Epoch (\d+)\s*$", ran.output, flags=re.M)]
     assert epochs_run and epochs_run[0] == resume_epoch, epochs_run
@@ -159,7 +169,7 @@ def test_nonfinite_loss_stops_with_a_fix_and_keeps_the_last_good_checkpoint(hipp
     assert ran.returncode != 0, ran.output[-2000:]
     assert "NonFiniteLossError" in ran.output and "Non-finite gradient at epoch 1, iteration 1/" in ran.output
     assert "Fix:" in ran.output and "--c" in ran.output
-    fold = _fold_dir(ws, ds, 0, trainer)
+    fold = _fold_dir(_results(ws), ds, 0, trainer)
     assert not (fold / "checkpoint_final.pth").exists()
     latest = _load(fold / "checkpoint_latest.pth")
     assert latest["current_epoch"] == 1

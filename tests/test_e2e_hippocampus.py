@@ -1,6 +1,9 @@
 """End to end on Task04_Hippocampus with nnU-Net's real commands in subprocesses: ``nnUNetv2_train`` with
 ``-tr nnUNetTrainerMSA2_budget`` (2d and 3d_fullres, via small-batch configurations that inherit the planned ones),
-then ``nnUNetv2_predict`` in a fresh process that finds the trainer only through ``nnUNet_extTrainer``."""
+then ``nnUNetv2_predict`` in a fresh process that finds the trainer only through ``nnUNet_extTrainer``.
+
+The trained models are fold 0 of the five-fold cross-validation of tests/test_e2e_pipeline.py (one run each per
+session, tests/pipeline_runs.py)."""
 from __future__ import annotations
 
 import json
@@ -10,30 +13,20 @@ from typing import Dict
 import pytest
 
 import e2e_helpers as h
+import pipeline_runs as pr
 
 pytestmark = pytest.mark.e2e
 
-TRAINER = "nnUNetTrainerMSA2_budget"
-# (epochs, iterations per epoch, validation iterations per epoch). 2d: 2 iterations, so that the SACM temperature
-# annealing (first max(1, ceil(0.1 * 2)) = 1 iteration) is over and the saved τ is 1. 3d_fullres: 1 iteration (a
-# 3D step costs much more), so the saved τ is still τ0: the test derives the expected value from the schedule.
-BUDGETS = {"2d": (1, 2, 1), "3d_fullres": (1, 1, 1)}
-
-_trained: Dict[str, dict] = {}
+TRAINER = pr.MSA2_BUDGET
 
 
 def _train(ds: h.Dataset, ws, base_config: str) -> dict:
-    """Train once per configuration and session; the result describes the model folder and the run."""
-    if base_config not in _trained:
-        config = ds.configs[base_config]
-        epochs, iterations, val_iterations = BUDGETS[base_config]
-        env = h.with_budget(ws.env, epochs, iterations, val_iterations)
-        ran = h.run(["nnUNetv2_train", str(ds.dataset_id), config, "0", "-tr", TRAINER, "-device", "cpu"], env,
-                    ws.logs / f"hippocampus_train_{config}.log", label=f"nnUNetv2_train 4 {config} 0 -tr {TRAINER}")
-        model_dir = ws.results / ds.name / f"{TRAINER}__nnUNetPlans__{config}"
-        _trained[base_config] = dict(config=config, model_dir=model_dir, fold_dir=model_dir / "fold_0",
-                                     output=ran.output, epochs=epochs, iterations=iterations)
-    return _trained[base_config]
+    """Fold 0 of ``TRAINER`` on ``base_config`` (trained once per session, with the budget of
+    ``pipeline_runs.BUDGETS``: 2d 1 epoch × 2 iterations, 3d_fullres 1 × 1); the result describes the model folder
+    and the run."""
+    t = pr.train(ws, ds, [(TRAINER, base_config, 0)])[(TRAINER, base_config, 0)]
+    return dict(config=t.config, model_dir=t.model_dir, fold_dir=t.fold_dir, output=t.output, epochs=t.epochs,
+                iterations=t.iterations)
 
 
 @pytest.fixture(scope="module", params=["2d", "3d_fullres"])

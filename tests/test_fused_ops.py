@@ -52,3 +52,30 @@ def test_channels_last_and_bf16_match_autograd():
     assert mean.dtype == std.dtype == torch.float32
     (mean.sum() + std.sum()).backward()
     assert rb.grad.dtype == torch.bfloat16 and torch.isfinite(rb.grad).all()
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 4), (2, 3, 3, 4, 5)])
+def test_masag_interaction_is_eq_2_to_5(shape):
+    """U' = X''·G'' of eq. 2-5 (softmax selection, residual modulation, cross sigmoid products) and its gradients."""
+    from nnunet_msa.blocks.masag_interaction import masag_interaction
+
+    torch.manual_seed(0)
+    logits = torch.randn((shape[0], 2) + shape[2:], dtype=torch.float64, requires_grad=True)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    sw = torch.softmax(logits, dim=1)
+    x1, g1 = sw[:, 0:1] * x + x, sw[:, 1:2] * g + g
+    ref = (x1 * torch.sigmoid(g1)) * (g1 * torch.sigmoid(x1))
+    torch.testing.assert_close(masag_interaction(logits, x, g), ref)
+    assert torch.autograd.gradcheck(masag_interaction, (logits, x, g))
+
+
+def test_pointwise_conv_equals_a_1x1_conv():
+    from nnunet_msa.blocks.fast_conv import pointwise_conv
+
+    torch.manual_seed(0)
+    for x, w in ((torch.randn(3, 4, 5, 6), torch.randn(7, 4, 1, 1)), (torch.randn(2, 4, 3, 5, 6), torch.randn(2, 4, 1, 1, 1))):
+        conv = torch.nn.functional.conv2d if x.dim() == 4 else torch.nn.functional.conv3d
+        b = torch.randn(w.shape[0])
+        torch.testing.assert_close(pointwise_conv(x, w, b), conv(x, w, b), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(pointwise_conv(x, w), conv(x, w), rtol=1e-5, atol=1e-5)

@@ -16,6 +16,29 @@ CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 FN = {2: F.conv2d, 3: F.conv3d}
 
 
+def naive_input_fingerprint(m: SACM, xb: torch.Tensor) -> torch.Tensor:
+    """[μ, σ, s_1..s_K] per channel of one sample (1, C, *S) written out with loops over the pyramid's windows."""
+    x = xb[0]
+    C = x.shape[0]
+    flat = x.reshape(C, -1)
+    mu = flat.mean(1)
+    sd = torch.sqrt(((flat - mu[:, None]) ** 2).mean(1) + m.eps)
+    feats, level = [mu, sd], x
+    for _ in range(m.num_candidates):
+        window = [2 if (k > 1 and s >= 2) else 1 for k, s in zip(m.kernel_size, level.shape[1:])]
+        if any(w > 1 for w in window):
+            out_shape = [s // w for s, w in zip(level.shape[1:], window)]
+            pooled = torch.zeros(C, *out_shape, dtype=x.dtype)
+            for idx in itertools.product(*[range(o) for o in out_shape]):
+                block = level[(slice(None),) + tuple(slice(i * w, (i + 1) * w) for i, w in zip(idx, window))]
+                pooled[(slice(None),) + idx] = block.reshape(C, -1).mean(1)
+            level = pooled
+        lf = level.reshape(C, -1)
+        lsd = torch.sqrt(((lf - lf.mean(1, keepdim=True)) ** 2).mean(1) + m.eps)
+        feats.append(lsd / sd)
+    return torch.cat(feats)
+
+
 def naive_sacm(m: SACM, x: torch.Tensor) -> torch.Tensor:
     """Reference written from the spec's definitions, one sample and one candidate at a time, float64."""
     dim, K = m.dim, m.num_candidates
@@ -39,7 +62,7 @@ def naive_sacm(m: SACM, x: torch.Tensor) -> torch.Tensor:
             mean = flat.mean(1)
             std = torch.sqrt(((flat - mean[:, None]) ** 2).mean(1) + m.eps)
             stats += [mean, std]
-        fp = torch.cat(stats)
+        fp = torch.cat(stats) if m.fingerprint_kind == "responses" else naive_input_fingerprint(m, xb)
         l1, l2 = m.gate[0], m.gate[2]
         h = torch.relu(l1.weight.double() @ fp + l1.bias.double())
         logits = l2.weight.double() @ h + l2.bias.double()
@@ -56,19 +79,53 @@ def naive_sacm(m: SACM, x: torch.Tensor) -> torch.Tensor:
 CASES = [(2, [3, 3], (11, 9)), (3, [3, 3, 3], (7, 8, 6)), (3, [1, 3, 3], (5, 9, 8))]
 
 
+@pytest.mark.parametrize("fingerprint", ["responses", "input"])
 @pytest.mark.parametrize("realization", REALIZATIONS)
 @pytest.mark.parametrize("dim,kernel,size", CASES)
-def test_both_forms_equal_naive_loop(realization, dim, kernel, size):
+def test_both_forms_equal_naive_loop(realization, dim, kernel, size, fingerprint):
+    """Every realization × fingerprint × form against the per-sample loop, float64, 2D/3D/anisotropic; values and
+    the gradients of x and every parameter (forward() runs the form SACM picks; both forms are checked)."""
     torch.manual_seed(0)
-    m = SACM(CONV[dim], 3, 4, kernel, num_candidates=3, realization=realization).double()
+    m = SACM(CONV[dim], 3, 4, kernel, num_candidates=3, realization=realization, fingerprint=fingerprint).double()
     with torch.no_grad():
         m.temperature.fill_(0.7)
         if m.bias is not None:
             m.bias.normal_()
-    x = torch.randn(3, 3, *size, dtype=torch.float64)
+    x = torch.randn(3, 3, *size, dtype=torch.float64, requires_grad=True)
     ref = naive_sacm(m, x)
-    torch.testing.assert_close(m(x), ref, rtol=1e-9, atol=1e-9)
-    torch.testing.assert_close(m.forward_kernel_form(x), ref, rtol=1e-9, atol=1e-9)
+    g = torch.randn_like(ref)
+    ref_grads = torch.autograd.grad(ref, [x] + list(m.parameters()), g)
+    for form in (m.forward, m.forward_outputs_form, m.forward_kernel_form):
+        y = form(x)
+        torch.testing.assert_close(y, ref, rtol=1e-9, atol=1e-9)
+        for got, want in zip(torch.autograd.grad(y, [x] + list(m.parameters()), g), ref_grads):
+            torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("realization,expected", [("separable", "kernel"), ("dilated", "outputs"),
+                                                  ("dense", "outputs"), ("shared", "outputs")])
+def test_form_choice(realization, expected):
+    assert SACM(nn.Conv2d, 4, 4, 3, realization=realization, fingerprint="input").form == expected
+    assert SACM(nn.Conv2d, 4, 4, 3, realization=realization, fingerprint="responses").form == "outputs"
+    with pytest.raises(ValueError, match="needs fingerprint='input'"):
+        SACM(nn.Conv2d, 4, 4, 3, realization=realization, form="kernel")
+
+
+@pytest.mark.parametrize("realization", ["dilated", "dense", "separable"])
+@pytest.mark.parametrize("dim,kernel,size", CASES)
+def test_static_init_starts_as_the_first_candidate(realization, dim, kernel, size):
+    """init="static": π uniform, candidates 2..K zero, so y = conv_1(x) / K (+ b): after a norm, the static conv."""
+    torch.manual_seed(0)
+    m = SACM(CONV[dim], 3, 4, kernel, realization=realization, fingerprint="input", init="static").double()
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    pi = m.pi(x)
+    torch.testing.assert_close(pi, torch.full_like(pi, 1 / 3))
+    assert all(float(w.detach().abs().sum()) == 0 for w in list(m.weights)[1:])
+    r1 = m.candidate_responses(x)[0]
+    expected = m._finish(r1 / 3)
+    torch.testing.assert_close(m(x), expected)
+    with pytest.raises(ValueError, match="shared"):
+        SACM(CONV[dim], 3, 4, kernel, realization="shared", init="static")
 
 
 @pytest.mark.parametrize("realization", REALIZATIONS)
@@ -135,6 +192,10 @@ def test_rejects_wrong_dimensionality_and_even_kernels():
         SACM(nn.Conv2d, 2, 2, [2, 3])
     with pytest.raises(ValueError, match="realization"):
         SACM(nn.Conv2d, 2, 2, 3, realization="nope")
+    with pytest.raises(ValueError, match="fingerprint must be one of"):
+        SACM(nn.Conv2d, 2, 2, 3, fingerprint="nope")
+    with pytest.raises(ValueError, match="init must be one of"):
+        SACM(nn.Conv2d, 2, 2, 3, init="nope")
 
 
 def _shared_data() -> str:

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_msa.blocks.multiscale_conv import make_multiscale_conv
+from nnunet_msa.blocks.norm_act import make_act, make_norm
 from nnunet_msa.blocks.recompute import maybe_recompute
 from nnunet_msa.blocks.sacm import SACMConfig, as_per_axis, conv_dim
 
@@ -45,8 +46,19 @@ class AdaptiveConvNormAct(nn.Module):
         self.conv: nn.Module = make_multiscale_conv(conv_op, input_channels, output_channels, kernel_size, sacm,
                                                     conv_bias, norm_op, norm_op_kwargs, nonlin, nonlin_kwargs)
         self.dropout = dropout_op(**(dropout_op_kwargs or {})) if dropout_op is not None else nn.Identity()
-        self.norm = norm_op(output_channels, **(norm_op_kwargs or {})) if norm_op is not None else nn.Identity()
-        self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
+        self.norm = make_norm(norm_op, output_channels, norm_op_kwargs)
+        self.nonlin = make_act(nonlin, nonlin_kwargs)
+
+    def zero_init_output(self) -> None:
+        """Start the block's output at zero: its norm's scale (and shift) at 0, so nonlin(0) = 0 (LeakyReLU, ReLU).
+        For the last block of a residual branch (``init="static"``: the branch starts as the identity). A norm
+        without affine parameters cannot be zeroed; the block then keeps its initialization."""
+        weight, bias = getattr(self.norm, "weight", None), getattr(self.norm, "bias", None)
+        if isinstance(weight, torch.Tensor):
+            with torch.no_grad():
+                weight.zero_()
+                if isinstance(bias, torch.Tensor):
+                    bias.zero_()
 
     def _block(self, x: torch.Tensor) -> torch.Tensor:
         return self.nonlin(self.norm(self.dropout(self.conv(x))))

@@ -14,7 +14,8 @@ Three exact rewrites avoid them:
   dilated or not (measured 248 -> 102 ms for a 1×64×10×128×112 depthwise forward+backward).
 
 On CUDA (cuDNN handles both) the call goes straight to ``F.conv{2,3}d``; on CPU 2D only depthwise convs are
-rerouted (oneDNN runs dense dilated 2D convs well).
+rerouted (oneDNN runs dense dilated 2D convs well; a dilated 2D depthwise conv runs polyphase, 12.8 against 15.7 ms
+channels-last and 36 ms channels-first for a 32×64×28×20 forward and backward).
 """
 from __future__ import annotations
 
@@ -88,15 +89,36 @@ def fast_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor
     dim = x.dim() - 2
     dil = [dilation] * dim if isinstance(dilation, int) else list(dilation)
     pad = [padding] * dim if isinstance(padding, int) else list(padding)
-    if x.device.type != "cpu" or dim not in (2, 3):
+    recording = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    if x.device.type != "cpu" or dim not in (2, 3) or (dim == 2 and not recording):
+        # CUDA; or a 2D conv without autograd (prediction): oneDNN's channels-first forward is the fastest there
+        # (its slow part is the backward); 0.07 ms against 0.10 channels-last and 0.23 polyphase for 1×64×28×20
         return _CONV_FN[dim](x, weight, bias, 1, pad, dil, groups)
     depthwise = groups > 1 and groups == x.shape[1] and weight.shape[1] == 1
     if dim == 3 and weight.shape[2] == 1 and pad[0] == 0 and (depthwise or any(d > 1 for d in dil)):
         y = _slicewise_conv(x, weight, bias, pad, dil, groups, depthwise)
         return y if (keep_channels_last or not depthwise) else y.contiguous()
-    if dim == 3 and any(d > 1 for d in dil):
+    if any(d > 1 for d in dil) and (dim == 3 or depthwise):
         return _polyphase_conv(x, weight, bias, dil, groups)
     if not depthwise:
         return _CONV_FN[dim](x, weight, bias, 1, pad, dil, groups)
     y = _CONV_FN[dim](channels_last(x), weight, bias, 1, pad, dil, groups)
     return y if keep_channels_last else y.contiguous()
+
+
+def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """A 1×1 convolution, ``F.conv{n}d(x, weight, bias)`` with kernel size 1: (B, C_in, *S) -> (B, C_out, *S).
+
+    On CPU as one batched matrix product over the flattened spatial axes (``baddbmm``), 20-30 % faster than
+    oneDNN's 1×1 convolution forward and backward on the decoder's shapes (2D and 3D); elsewhere the conv."""
+    if x.device.type != "cpu" or not x.is_contiguous():
+        return _CONV_FN[x.dim() - 2](x, weight, bias)
+    B, c_in = x.shape[:2]
+    c_out = weight.shape[0]
+    w = weight.reshape(1, c_out, c_in).to(x.dtype).expand(B, c_out, c_in)
+    flat = x.reshape(B, c_in, -1)
+    if bias is None:
+        y = torch.bmm(w, flat)
+    else:
+        y = torch.baddbmm(bias.to(x.dtype).reshape(1, c_out, 1).expand(B, c_out, 1), w, flat)
+    return y.reshape(B, c_out, *x.shape[2:])

@@ -10,6 +10,10 @@ Inputs X (the encoder skip, after the bridge) and G (the upsampled decoder featu
 DW is a depthwise conv of the planned kernel, DWD a depthwise conv of the planned kernel at dilation 2 (both ->
 norm -> nonlin). The norms around eq. 1 and 6 follow the authors' code, with the plans' norm. The attention path
 (eq. 2-6 up to the sigmoid) runs in float32 so that autocast's float16 cannot overflow X''·G''.
+
+``identity_start`` (the network's ``init="static"``): the output is blended with the skip it gates,
+out = X + α ⊙ (eq. 6 − X) with a per-channel α that starts at 0, so the gate starts as the identity on the skip
+(nnU-Net's plain skip) and becomes eq. 6 as α grows to 1.
 """
 from __future__ import annotations
 
@@ -20,24 +24,23 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from nnunet_msa.blocks.fast_conv import fast_conv
+from nnunet_msa.blocks.fast_conv import fast_conv, pointwise_conv
+from nnunet_msa.blocks.masag_interaction import masag_interaction
+from nnunet_msa.blocks.norm_act import make_act, make_norm
 from nnunet_msa.blocks.recompute import maybe_recompute
 from nnunet_msa.blocks.sacm import as_per_axis, conv_dim
 
 
-def _norm(norm_op: Optional[Type[nn.Module]], channels: int, kwargs: Optional[dict]) -> nn.Module:
-    return norm_op(channels, **(kwargs or {})) if norm_op is not None else nn.Identity()
-
-
-def _act(nonlin: Optional[Type[nn.Module]], kwargs: Optional[dict]) -> nn.Module:
-    return nonlin(**(kwargs or {})) if nonlin is not None else nn.Identity()
-
-
 def _conv_norm_act(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """Run a (depthwise conv, norm, nonlin) Sequential with the conv through ``fast_conv`` (CPU 3D fast path)."""
+    """Run a (depthwise conv, norm, nonlin) Sequential with the conv through ``fast_conv`` (CPU fast paths)."""
     conv = seq[0]
     h = fast_conv(x, conv.weight, conv.bias, conv.padding, conv.dilation, conv.groups)
     return seq[2](seq[1](h))
+
+
+def _pw(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A 1×1 conv module applied through ``pointwise_conv`` (its weights, a faster CPU route)."""
+    return pointwise_conv(x, conv.weight, conv.bias)
 
 
 class MASAG(nn.Module):
@@ -53,6 +56,7 @@ class MASAG(nn.Module):
         nonlin: Optional[Type[nn.Module]] = None,
         nonlin_kwargs: Optional[dict] = None,
         conv_bias: bool = True,
+        identity_start: bool = False,
     ) -> None:
         super().__init__()
         dim = conv_dim(conv_op)
@@ -60,60 +64,66 @@ class MASAG(nn.Module):
         C = channels
         self.channels = C
         self.observe = False
-        self.recompute = False  # rerun each of eq. 1, eq. 2-6 and the output in backward (blocks/recompute.py)
+        # True: rerun eq. 1 (the local context's depthwise convs and norms) in backward; "all": also eq. 2-6 and the
+        # output (blocks/recompute.py)
+        self.recompute = False
         self.last_attention: Optional[torch.Tensor] = None
         # eq. 1, local context: DW -> norm -> nonlin, DWD (dilation 2) -> norm -> nonlin, Conv1x1
         self.dw = nn.Sequential(
             conv_op(C, C, k, padding=[(i - 1) // 2 for i in k], groups=C, bias=conv_bias),
-            _norm(norm_op, C, norm_op_kwargs), _act(nonlin, nonlin_kwargs))
+            make_norm(norm_op, C, norm_op_kwargs), make_act(nonlin, nonlin_kwargs))
         self.dwd = nn.Sequential(
             conv_op(C, C, k, padding=[i - 1 for i in k], dilation=[2 if i > 1 else 1 for i in k], groups=C,
                     bias=conv_bias),
-            _norm(norm_op, C, norm_op_kwargs), _act(nonlin, nonlin_kwargs))
+            make_norm(norm_op, C, norm_op_kwargs), make_act(nonlin, nonlin_kwargs))
         self.local_proj = conv_op(C, C, 1, bias=conv_bias)
         # eq. 1, global context: Conv1x1 over [channel mean; channel max] of G, 2 -> 1, broadcast over channels
         self.global_proj = conv_op(2, 1, 1, bias=True)
-        self.fuse_norm = _norm(norm_op, C, norm_op_kwargs)
+        self.fuse_norm = make_norm(norm_op, C, norm_op_kwargs)
         # eq. 2, spatial selection: C -> 2 weights, softmax over the two
         self.select = conv_op(C, 2, 1, bias=True)
         # eq. 6, recalibration
         self.recal_proj = conv_op(C, C, 1, bias=conv_bias)
-        self.recal_norm = _norm(norm_op, C, norm_op_kwargs)
+        self.recal_norm = make_norm(norm_op, C, norm_op_kwargs)
         self.out_proj = conv_op(C, C, 1, bias=conv_bias)
-        self.out_norm = _norm(norm_op, C, norm_op_kwargs)
+        self.out_norm = make_norm(norm_op, C, norm_op_kwargs)
+        # blend with the skip, (1, C, 1, ...) starting at 0 (identity_start only)
+        self.blend = nn.Parameter(torch.zeros((1, C) + (1,) * dim)) if identity_start else None
 
     def context(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Eq. 1: U = norm(local(X) + global(G)), (B, C, *S)."""
-        local = self.local_proj(_conv_norm_act(self.dwd, _conv_norm_act(self.dw, x)))
+        local = _pw(self.local_proj, _conv_norm_act(self.dwd, _conv_norm_act(self.dw, x)))
         # channel mean accumulated and rounded once in float32 under autocast (the max is exact in any dtype)
         mean = g.mean(dim=1, keepdim=True, dtype=torch.float32).to(g.dtype)
         pooled = torch.cat([mean, g.amax(dim=1, keepdim=True)], dim=1)
         return self.fuse_norm(local + self.global_proj(pooled))
 
     def attention_map(self, x: torch.Tensor, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Eq. 2-6 up to the sigmoid: σ(norm(Conv1x1(U'))), (B, C, *S), float32 in [0, 1]."""
+        """Eq. 2-6 up to the sigmoid: σ(norm(Conv1x1(U'))), (B, C, *S), float32 in [0, 1]. Eq. 2-5 run as one
+        function (``masag_interaction``: U' = silu(X')·silu(G'), the same product regrouped) that keeps only its
+        inputs for backward."""
         with torch.autocast(device_type=x.device.type, enabled=False):
             wide = torch.promote_types(x.dtype, torch.float32)
             x, g, u = x.to(wide), g.to(wide), u.to(wide)
-            sw = torch.softmax(self.select(u), dim=1)  # eq. 2, (B, 2, *S)
-            x1 = sw[:, 0:1] * x + x  # eq. 3
-            g1 = sw[:, 1:2] * g + g
-            u1 = (x1 * torch.sigmoid(g1)) * (g1 * torch.sigmoid(x1))  # eq. 4-5: X''·G''
-            return torch.sigmoid(self.recal_norm(self.recal_proj(u1)))  # eq. 6, inner part
+            u1 = masag_interaction(_pw(self.select, u), x, g)  # eq. 2-5: X''·G''
+            return torch.sigmoid(self.recal_norm(_pw(self.recal_proj, u1)))  # eq. 6, inner part
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         if x.shape != g.shape:
             raise ValueError(f"MASAG needs the skip X and the decoder feature G of the same shape, got "
                              f"{tuple(x.shape)} and {tuple(g.shape)}.")
         u = maybe_recompute(self.recompute, self.context, x, g)
-        att = maybe_recompute(self.recompute, self.attention_map, x, g, u)
+        att = maybe_recompute(self.recompute == "all", self.attention_map, x, g, u)
         if self.observe:
             self.last_attention = att.mean(dim=1, keepdim=True).detach()
-        return maybe_recompute(self.recompute, self._output, att, x)
+        return maybe_recompute(self.recompute == "all", self._output, att, x)
 
     def _output(self, att: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Eq. 6, outer part: norm(Conv1x1(att · X)), (B, C, *S) in X's dtype."""
-        return self.out_norm(self.out_proj(att.to(x.dtype) * x))
+        """Eq. 6, outer part: norm(Conv1x1(att · X)), (B, C, *S) in X's dtype (blended with X: ``identity_start``)."""
+        out = self.out_norm(_pw(self.out_proj, att.to(x.dtype) * x))
+        if self.blend is not None:
+            out = torch.lerp(x, out, self.blend.to(out.dtype))
+        return out
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
         """What the gate keeps for backward in nnU-Net's planner unit (two C-channel maps = C·n, as a static conv

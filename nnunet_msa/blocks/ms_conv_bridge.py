@@ -1,5 +1,6 @@
 """MSConvBridge (MSA2-Net with SACM in nnU-Net, Sec. "MSConvBridge"): y = x + F(x), F = n_bridge blocks of
-SACM -> norm -> nonlin with the channels kept. It cleans an encoder skip before the decoder sees it."""
+SACM -> norm -> nonlin with the channels kept. It cleans an encoder skip before the decoder sees it. With
+``sacm.init == "static"`` F starts at zero (its last norm's scale at 0), so the bridge starts as the identity."""
 from __future__ import annotations
 
 import math
@@ -37,6 +38,8 @@ class MSConvBridge(nn.Module):
         self.blocks = nn.Sequential(*[
             AdaptiveConvNormAct(conv_op, channels, channels, kernel_size, sacm, conv_bias, norm_op, norm_op_kwargs,
                                 None, None, nonlin, nonlin_kwargs) for _ in range(n_bridge)])
+        if sacm.init == "static":
+            self.blocks[-1].zero_init_output()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.blocks(x)

@@ -39,7 +39,7 @@ def make_multiscale_conv(conv_op: Type[_ConvNd], input_channels: int, output_cha
     kind = check_multiscale_conv(sacm.kind) if sacm.enabled else "static"
     if kind == "sacm":
         return SACM(conv_op, input_channels, output_channels, kernel_size, sacm.num_candidates, sacm.realization,
-                    sacm.reduction, bias=bias)
+                    sacm.reduction, bias=bias, fingerprint=sacm.fingerprint, init=sacm.init, form=sacm.form)
     if kind == "dmk":
         return DepthwiseMultiKernelConv(conv_op, input_channels, output_channels, kernel_size, bias=bias)
     if kind == "selective_kernel":

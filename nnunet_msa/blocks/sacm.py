@@ -4,13 +4,26 @@ module"; its equations were lost in extraction and are fixed by ``shared/design/
 A convolution whose kernel is a per-sample soft mixture of K candidate kernels with growing receptive fields:
 
     r_k = conv_k(x)                                  (candidate responses, k = 1..K)
-    f   = [mean_S(r_k), std_S(r_k)]_k                (fingerprint, (B, 2·K·C_k), float32)
+    f   = fingerprint                                (float32; ``sacm_fingerprint.py``)
+            "responses": [mean_S(r_k), std_S(r_k)]_k             (B, 2·K·C_k)
+            "input":     [μ(x), σ(x), std(P_k x) / σ(x)]_k       (B, (K + 2)·C_in), before any candidate runs
+                         (P_k: average pooling over 2^k voxels per widened axis)
     π   = softmax(MLP(f) / τ)                        (attention over candidates, (B, K), float32)
     y   = Σ_k π_k · r_k + b                          ("outputs" form)
-        = conv(x, Σ_k π_k · Ŵ_k) + b                 ("kernel" form, Ŵ_k on the largest grid)
+        = conv(x, Σ_k π_k · Ŵ_k) + b                 ("kernel" form, Ŵ_k on the largest grid: one convolution)
 
-Both forms are implemented; ``forward`` uses the cheaper outputs form, ``forward_kernel_form`` exists so that
-tests can hold the two (and a naive per-sample loop) to each other.
+With the ``responses`` fingerprint π needs the responses, so ``forward`` runs the outputs form. With the ``input``
+fingerprint ``forward`` runs the form ``form`` names ("auto": the kernel form for ``separable``, whose per-sample
+depthwise kernel is one memory-bound pass instead of K responses and their mixing; the outputs form for the dense
+realizations, whose embedded 7-tap kernels would cost 49/27 (2D) to 343/81 (3D) times the candidates' taps). The
+per-sample depthwise convolution has a hand-written backward (``per_sample_conv``): on CPU its kernel gradient is
+otherwise 10-45x the forward.
+``forward_kernel_form`` / ``forward_outputs_form`` run either form for any fingerprint, so tests hold both (and a
+naive per-sample loop) to each other.
+
+Initialization ``init``: "he" (nnU-Net's ``InitWeights_He(1e-2)`` on every candidate) or "static": candidates
+beyond the first start at zero and the gate's last layer at zero (π uniform), so that SACM starts as the static
+operation of its first candidate, scaled by 1/K (the norm after it removes the scale).
 """
 from __future__ import annotations
 
@@ -19,15 +32,18 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Type, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from nnunet_msa.blocks.fast_conv import channels_last, fast_conv
+from nnunet_msa.blocks.fast_conv import channels_last, fast_conv, pointwise_conv
 from nnunet_msa.blocks.fused_ops import mix_candidates, spatial_mean_std
+from nnunet_msa.blocks.per_sample_conv import per_sample_conv
+from nnunet_msa.blocks.sacm_fingerprint import input_fingerprint, input_fingerprint_size
 
 REALIZATIONS = ("dilated", "dense", "separable", "shared")
-_CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+FINGERPRINTS = ("responses", "input")
+INITS = ("he", "static")
+FORMS = ("auto", "kernel", "outputs")
 _CONV_DIM = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
 
 
@@ -40,7 +56,10 @@ class SACMConfig:
     realization: one of ``dilated`` (default), ``dense``, ``separable``, ``shared`` (see ``SACM``).
     reduction: r of the gate's hidden width max(C_k // r, 8).
     kind: which multi-scale convolution takes SACM's place (``blocks/multiscale_conv.py``): "sacm" (default),
-        "dmk", "selective_kernel" or "static"; the other fields only apply to "sacm".
+        "dmk", "selective_kernel" or "static"; the fields below apply to "sacm" only.
+    fingerprint: "responses" or "input" (see ``SACM``).
+    init: "he" or "static" (see ``SACM``; the network also starts its residual branches and gates at the identity).
+    form: "auto", "kernel" or "outputs": how an input-fingerprint SACM computes y.
     """
 
     enabled: bool = True
@@ -48,6 +67,9 @@ class SACMConfig:
     realization: str = "dilated"
     reduction: int = 4
     kind: str = "sacm"
+    fingerprint: str = "responses"
+    init: str = "he"
+    form: str = "auto"
 
     def __post_init__(self) -> None:
         if self.realization not in REALIZATIONS:
@@ -56,6 +78,21 @@ class SACMConfig:
             raise ValueError(f"SACM needs at least one candidate kernel, got num_candidates={self.num_candidates}.")
         if self.reduction < 1:
             raise ValueError(f"SACM reduction must be >= 1, got {self.reduction}.")
+        check_options(self.realization, self.fingerprint, self.init, self.form)
+
+
+def check_options(realization: str, fingerprint: str, init: str, form: str) -> None:
+    """Errors naming the choices for unknown SACM options."""
+    for name, value, choices in (("realization", realization, REALIZATIONS), ("fingerprint", fingerprint,
+                                 FINGERPRINTS), ("init", init, INITS), ("form", form, FORMS)):
+        if value not in choices:
+            raise ValueError(f"SACM {name} must be one of {choices}, got {value!r}.")
+    if init == "static" and realization == "shared":
+        raise ValueError("SACM init='static' zeroes the candidates beyond the first, which 'shared' cannot (one "
+                         "tensor for all dilations): use realization 'dilated', 'dense' or 'separable', or init='he'.")
+    if fingerprint == "responses" and form == "kernel":
+        raise ValueError("SACM form='kernel' needs fingerprint='input' (the responses fingerprint needs every "
+                         "candidate's response before the kernel could be mixed).")
 
 
 def conv_dim(conv_op: Type[_ConvNd]) -> int:
@@ -90,9 +127,13 @@ class SACM(nn.Module):
             ``dense``: candidate j is a dense kernel of size (k - 1)·j + 1;
             ``separable``: depthwise dilated candidates on C_in mixed per sample, then one pointwise C_in -> C_out;
             ``shared``: one k-tap kernel applied at dilations 1..K.
-        reduction: gate hidden width max(C_k // reduction, 8), C_k = C_out (C_in for ``separable``).
+        reduction: gate hidden width max(C // reduction, 8), C = C_k (C_out; C_in for ``separable``) for the
+            responses fingerprint, C_in for the input fingerprint.
         bias: add a learned bias b (C_out).
         eps: added to the variance of the fingerprint before the square root.
+        fingerprint: "responses" or "input" (module docstring).
+        init: "he" or "static" (module docstring).
+        form: "auto", "kernel" or "outputs": the form ``forward`` runs with the input fingerprint.
     Buffers:
         temperature: τ (scalar, persistent, default 1); set in place by the trainer's annealing.
     """
@@ -108,10 +149,12 @@ class SACM(nn.Module):
         reduction: int = 4,
         bias: bool = True,
         eps: float = 1e-5,
+        fingerprint: str = "responses",
+        init: str = "he",
+        form: str = "auto",
     ) -> None:
         super().__init__()
-        if realization not in REALIZATIONS:
-            raise ValueError(f"SACM realization must be one of {REALIZATIONS}, got {realization!r}.")
+        check_options(realization, fingerprint, init, form)
         self.dim = conv_dim(conv_op)
         self.kernel_size = as_per_axis(kernel_size, self.dim, "kernel_size")
         if any(k < 1 or k % 2 == 0 for k in self.kernel_size):
@@ -121,6 +164,10 @@ class SACM(nn.Module):
         self.num_candidates = int(num_candidates)
         self.realization = realization
         self.eps = float(eps)
+        self.fingerprint_kind, self.init = fingerprint, init
+        self.form = form if form != "auto" else ("kernel" if realization == "separable" else "outputs")
+        if fingerprint == "responses":
+            self.form = "outputs"
         self.observe = False
         self.last_pi: Optional[torch.Tensor] = None
 
@@ -138,8 +185,12 @@ class SACM(nn.Module):
         self.pointwise = conv_op(self.in_channels, self.out_channels, 1, bias=bias) if depthwise else None
         self.bias = nn.Parameter(torch.zeros(self.out_channels)) if (bias and not depthwise) else None
 
-        hidden = max(c_resp // reduction, 8)
-        self.gate = nn.Sequential(nn.Linear(2 * K * c_resp, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, K))
+        if fingerprint == "input":
+            n_features, c_gate = input_fingerprint_size(K, self.in_channels), self.in_channels
+        else:
+            n_features, c_gate = 2 * K * c_resp, c_resp
+        hidden = max(c_gate // reduction, 8)
+        self.gate = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, K))
         self.register_buffer("temperature", torch.ones(()), persistent=True)
         self.reset_parameters()
 
@@ -148,6 +199,11 @@ class SACM(nn.Module):
     def _rf(k: int, j: int) -> int:
         """Receptive field on an axis with planned kernel k of candidate j (1-based)."""
         return (k - 1) * j + 1
+
+    @property
+    def candidate_receptive_fields(self) -> List[Tuple[int, ...]]:
+        """Per candidate, its receptive field per axis ((3, 3), (5, 5), (7, 7) for a 2D kernel 3)."""
+        return [tuple(self._rf(k, j) for k in self.kernel_size) for j in range(1, self.num_candidates + 1)]
 
     @property
     def receptive_fields(self) -> List[int]:
@@ -167,15 +223,22 @@ class SACM(nn.Module):
         return self.weights[0] if self.realization == "shared" else self.weights[j - 1]
 
     def reset_parameters(self) -> None:
-        """He init of the candidates as nnU-Net's ``InitWeights_He(1e-2)`` does for its convs."""
-        for w in self.weights:
-            nn.init.kaiming_normal_(w, a=1e-2)
+        """He init of the candidates as nnU-Net's ``InitWeights_He(1e-2)`` does for its convs; with ``init="static"``
+        the candidates beyond the first and the gate's last layer start at zero (π uniform)."""
+        for j, w in enumerate(self.weights):
+            if self.init == "static" and j > 0:
+                nn.init.zeros_(w)
+            else:
+                nn.init.kaiming_normal_(w, a=1e-2)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
         if self.pointwise is not None:
             nn.init.kaiming_normal_(self.pointwise.weight, a=1e-2)
             if self.pointwise.bias is not None:
                 nn.init.zeros_(self.pointwise.bias)
+        if self.init == "static":
+            nn.init.zeros_(self.gate[2].weight)
+            nn.init.zeros_(self.gate[2].bias)
 
     # ------------------------------------------------------------------ the math
     def candidate_responses(self, x: torch.Tensor) -> List[torch.Tensor]:
@@ -198,38 +261,73 @@ class SACM(nn.Module):
             stats += list(spatial_mean_std(r, self.eps))
         return torch.cat(stats, dim=1)
 
+    def input_fingerprint(self, x: torch.Tensor) -> torch.Tensor:
+        """[μ, σ, std(P_k x) / σ]_k of x per channel: (B, (K + 2)·C_in), float32 (``sacm_fingerprint``)."""
+        return input_fingerprint(x, self.num_candidates, [k > 1 for k in self.kernel_size], self.eps)
+
     def attention(self, responses: Sequence[torch.Tensor]) -> torch.Tensor:
-        """π = softmax(MLP(fingerprint) / τ) over the K candidates: (B, K), float32, rows sum to 1."""
-        fp = self.fingerprint(responses)
+        """π = softmax(MLP(fingerprint of the responses) / τ) over the K candidates: (B, K), float32."""
+        return self.gate_attention(self.fingerprint(responses))
+
+    def gate_attention(self, fp: torch.Tensor) -> torch.Tensor:
+        """π = softmax(MLP(fp) / τ): (B, K), float32, rows sum to 1."""
         with torch.autocast(device_type=fp.device.type, enabled=False):
-            logits = self.gate(fp.to(self.gate[0].weight.dtype))
-            pi = torch.softmax(logits / self.temperature.to(logits.dtype), dim=1)
+            w_dtype = self.gate[0].weight.dtype
+            logits = self.gate(fp if fp.dtype == w_dtype else fp.to(w_dtype))
+            pi = torch.softmax(logits / self.temperature, dim=1)
         if self.observe:
             self.last_pi = pi.detach()
         return pi
 
     def _finish(self, mixed: torch.Tensor) -> torch.Tensor:
-        if self.pointwise is not None:
-            return self.pointwise(mixed).contiguous()  # mixed may be channels-last (depthwise on CPU)
+        if self.pointwise is not None:  # mixed may be channels-last (depthwise on CPU)
+            return pointwise_conv(mixed.contiguous(), self.pointwise.weight, self.pointwise.bias)
         if self.bias is not None:
             mixed = mixed + self.bias.to(mixed.dtype).view(1, -1, *([1] * self.dim))
         return mixed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs form: y = Σ_k π_k · conv_k(x) + b. x: (B, C_in, *S) -> (B, C_out, *S)."""
+        """y = Σ_k π_k · conv_k(x) + b in the form ``self.form``. x: (B, C_in, *S) -> (B, C_out, *S)."""
         if x.dim() != self.dim + 2:
             raise ValueError(f"SACM is {self.dim}D and expects a (B, C, {', '.join('S' * self.dim)}) tensor, "
                              f"got shape {tuple(x.shape)}.")
-        responses = self.candidate_responses(x)
-        pi = self.attention(responses)
+        if self.form == "kernel":
+            return self.forward_kernel_form(x)
+        return self.forward_outputs_form(x)
+
+    def forward_outputs_form(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs form: y = Σ_k π_k · conv_k(x) + b, the K candidate responses mixed per sample."""
+        if self.fingerprint_kind == "input":
+            pi = self.gate_attention(self.input_fingerprint(x))
+            responses = self.candidate_responses(x)
+        else:
+            responses = self.candidate_responses(x)
+            pi = self.attention(responses)
         return self._finish(mix_candidates(pi, responses))
+
+    def pi(self, x: torch.Tensor) -> torch.Tensor:
+        """π for input x (B, C_in, *S): (B, K), from the fingerprint this SACM uses."""
+        if self.fingerprint_kind == "input":
+            return self.gate_attention(self.input_fingerprint(x))
+        return self.attention(self.candidate_responses(x))
 
     # ------------------------------------------------------------------ the kernel form (for tests and analysis)
     def embedded_kernels(self) -> torch.Tensor:
         """Ŵ_k: every candidate placed in the largest grid, (K, C_k, C_w_in, *R), R = rf of the last candidate.
 
-        Zero-padded for ``dense``, zero-inserted at dilation k for ``dilated``/``shared``/``separable``.
+        Zero-padded for ``dense``, zero-inserted at dilation k for ``dilated``/``shared``/``separable``. Without
+        autograd (prediction) the result is kept until a candidate's weights change (their version counters).
         """
+        if torch.is_grad_enabled():
+            return self._embed_kernels()
+        key = tuple((id(w), w._version) for w in self.weights)
+        cached = getattr(self, "_embedded_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self._embed_kernels())
+            self._embedded_cache = cached
+        return cached[1]
+
+    def _embed_kernels(self) -> torch.Tensor:
         K = self.num_candidates
         big = tuple(self._rf(k, K) for k in self.kernel_size)
         w0 = self._weight(1)
@@ -246,26 +344,27 @@ class SACM(nn.Module):
         return out
 
     def forward_kernel_form(self, x: torch.Tensor) -> torch.Tensor:
-        """Kernel form: y_b = conv(x_b, Σ_k π_bk · Ŵ_k) + b, one grouped conv over the batch. Same result as
-        ``forward``; π still comes from the candidate responses (the fingerprint needs them)."""
-        B = x.shape[0]
-        pi = self.attention(self.candidate_responses(x))
+        """Kernel form: y_b = conv(x_b, Σ_k π_bk · Ŵ_k) + b, one convolution with a per-sample kernel (grouped over
+        the batch, ``per_sample_conv``). With the responses fingerprint π still needs the candidates' responses
+        (tests only)."""
+        pi = self.pi(x)
         w_hat = self.embedded_kernels()  # (K, C_k, C_w_in, *R)
-        w_b = torch.einsum("bk,k...->b...", pi.to(w_hat.dtype), w_hat)  # (B, C_k, C_w_in, *R)
+        K = w_hat.shape[0]
+        w_b = (pi.to(w_hat.dtype) @ w_hat.reshape(K, -1)).reshape((-1,) + w_hat.shape[1:])  # (B, C_k, C_w_in, *R)
         pad = tuple((r - 1) // 2 for r in w_hat.shape[3:])
-        c_k = w_hat.shape[1]
-        groups = B * self.in_channels if self.realization == "separable" else B
-        y = _CONV_FN[self.dim](x.reshape(1, B * self.in_channels, *x.shape[2:]),
-                               w_b.reshape(B * c_k, *w_b.shape[2:]), None, 1, pad, 1, groups)
-        return self._finish(y.reshape(B, c_k, *x.shape[2:]))
+        groups = self.in_channels if self.realization == "separable" else 1
+        return self._finish(per_sample_conv(x.contiguous(), w_b, pad, groups))
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
-        """Elements of the maps SACM keeps for backward: K responses and the mixed output (nnU-Net's unit)."""
+        """Elements of the maps SACM keeps for backward: in the outputs form the K responses and the mixed output,
+        in the kernel form the one conv output (x is its input's), plus the pointwise output (nnU-Net's unit)."""
         c_k = self.in_channels if self.realization == "separable" else self.out_channels
         n = math.prod(int(s) for s in input_size)
         extra = self.out_channels * n if self.pointwise is not None else 0
-        return int(self.num_candidates * c_k * n + c_k * n + extra)
+        kept = 1 if self.form == "kernel" else self.num_candidates + 1
+        return int(kept * c_k * n + extra)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={list(self.kernel_size)}, "
-                f"K={self.num_candidates}, realization={self.realization}, rf={self.receptive_fields}")
+                f"K={self.num_candidates}, realization={self.realization}, rf={self.receptive_fields}, "
+                f"fingerprint={self.fingerprint_kind}, form={self.form}, init={self.init}")

@@ -33,12 +33,14 @@ def check_skip_gate(kind: str) -> str:
 
 def make_skip_gate(kind: str, conv_op: Type[_ConvNd], channels: int, kernel_size: Sequence[int],
                    norm_op: Optional[Type[nn.Module]] = None, norm_op_kwargs: Optional[dict] = None,
-                   nonlin: Optional[Type[nn.Module]] = None, nonlin_kwargs: Optional[dict] = None) -> nn.Module:
-    """The gate ``kind`` for a skip of ``channels`` channels (``nn.Identity`` for "none")."""
+                   nonlin: Optional[Type[nn.Module]] = None, nonlin_kwargs: Optional[dict] = None,
+                   identity_start: bool = False) -> nn.Module:
+    """The gate ``kind`` for a skip of ``channels`` channels (``nn.Identity`` for "none"). ``identity_start``:
+    MASAG starts as the identity on the skip (``MASAG``; the network's ``init="static"``)."""
     kind = check_skip_gate(kind)
     if kind == "masag":
         return MASAG(conv_op, channels, kernel_size, norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, nonlin=nonlin,
-                     nonlin_kwargs=nonlin_kwargs, conv_bias=True)
+                     nonlin_kwargs=nonlin_kwargs, conv_bias=True, identity_start=identity_start)
     if kind == "caf":
         return ContextAwareFusion(conv_op, channels, kernel_size)
     if kind == "attention_gate":

@@ -44,7 +44,11 @@ class MSA2UNet(nn.Module):
     ``encoder`` picks one and defaults to "residual" when ``n_blocks_per_stage`` is given.
 
     MSA2 options: ``use_bridge``, ``use_masag``, ``use_sacm`` (False: static convs of the planned size),
-    ``n_bridge`` (blocks per bridge), ``sacm_candidates`` (K), ``sacm_realization``, ``sacm_reduction`` (r);
+    ``n_bridge`` (blocks per bridge), ``sacm_candidates`` (K), ``sacm_realization``, ``sacm_reduction`` (r),
+    ``sacm_fingerprint`` ("responses" or "input"), ``sacm_form`` (how an input-fingerprint SACM computes: "auto",
+    "kernel", "outputs"); ``init``: "he" (nnU-Net's) or "static" (SACM starts as its first candidate, the bridge and
+    the decoder's residual blocks at zero, MASAG as the identity on the skip: MSA2 starts close to nnU-Net's
+    network and adds to it);
     placement: ``bridge_stages``, ``masag_stages``, ``sacm_stages`` (how many decoder stages, from the lowest
     resolution up, get the module; None: all); ``recompute`` (keep only the inputs of SACM blocks and MASAG
     gates for backward and rerun them then: less memory, one more forward of those blocks); ``decoder``: "msa"
@@ -90,6 +94,9 @@ class MSA2UNet(nn.Module):
         sacm_candidates: int = 3,
         sacm_realization: str = "dilated",
         sacm_reduction: int = 4,
+        sacm_fingerprint: str = "responses",
+        sacm_form: str = "auto",
+        init: str = "he",
         bridge_stages: Optional[int] = None,
         masag_stages: Optional[int] = None,
         sacm_stages: Optional[int] = None,
@@ -118,7 +125,7 @@ class MSA2UNet(nn.Module):
             raise ValueError(f"skip_redistribution must be one of {SKIP_REDISTRIBUTIONS}, got {skip_redistribution!r}.")
         self.skip_gate, self.multiscale_conv, self.skip_redistribution = skip_gate, multiscale_conv, skip_redistribution
         self.sacm_config = SACMConfig(multiscale_conv != "static", sacm_candidates, sacm_realization, sacm_reduction,
-                                      kind=multiscale_conv)
+                                      kind=multiscale_conv, fingerprint=sacm_fingerprint, init=init, form=sacm_form)
         common = dict(conv_bias=conv_bias, norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, dropout_op=dropout_op,
                       dropout_op_kwargs=dropout_op_kwargs, nonlin=nonlin, nonlin_kwargs=nonlin_kwargs,
                       return_skips=True)

@@ -50,13 +50,17 @@ def stage_enabled(limit: Optional[int], stage: int, n_stages: int) -> bool:
 
 
 class MSADecoderStage(nn.Module):
-    """(concat(up, s): (B, 2C, *S)) -> (B, C, *S): a 2C -> C block, then residual C -> C blocks."""
+    """(concat(up, s): (B, 2C, *S)) -> (B, C, *S): a 2C -> C block, then residual C -> C blocks (with
+    ``zero_residuals`` each residual block starts at zero output, ``init="static"``)."""
 
-    def __init__(self, n_blocks: int, make_block) -> None:
+    def __init__(self, n_blocks: int, make_block, zero_residuals: bool = False) -> None:
         super().__init__()
         if n_blocks < 1:
             raise ValueError(f"every decoder stage needs at least one conv, got n_conv_per_stage_decoder={n_blocks}")
         self.blocks = nn.ModuleList([make_block(first=i == 0) for i in range(n_blocks)])
+        if zero_residuals:
+            for block in self.blocks[1:]:
+                block.zero_init_output()
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h = self.blocks[0](h)
@@ -127,14 +131,15 @@ class MSADecoder(nn.Module):
             transpconvs.append(transpconv_op(c_below, c_skip, strides[-s], strides[-s], bias=encoder.conv_bias))
             bridges.append(MSConvBridge(conv_op, c_skip, kernel, n_bridge, stage_sacm, encoder.conv_bias, **norm,
                                         **act) if with_bridge else nn.Identity())
-            gates.append(make_skip_gate(skip_gate if with_masag else "none", conv_op, c_skip, kernel, **norm, **act))
+            gates.append(make_skip_gate(skip_gate if with_masag else "none", conv_op, c_skip, kernel, **norm, **act,
+                                        identity_start=sacm.init == "static"))
 
             def make_block(first: bool, c=c_skip, k=kernel, cfg=stage_sacm) -> AdaptiveConvNormAct:
                 return AdaptiveConvNormAct(conv_op, 2 * c if first else c, c, k, cfg, encoder.conv_bias, **norm,
                                            dropout_op=encoder.dropout_op, dropout_op_kwargs=encoder.dropout_op_kwargs,
                                            **act)
 
-            stages.append(MSADecoderStage(n_conv_per_stage[s - 1], make_block))
+            stages.append(MSADecoderStage(n_conv_per_stage[s - 1], make_block, zero_residuals=sacm.init == "static"))
             seg_layers.append(conv_op(c_skip, num_classes, 1, 1, 0, bias=True))
         self.transpconvs = nn.ModuleList(transpconvs)
         self.bridges = nn.ModuleList(bridges)

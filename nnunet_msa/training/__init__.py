@@ -7,6 +7,7 @@ from nnunet_msa.training.architecture_trainers import (ARCHITECTURE_TRAINERS, ma
                                                        nnUNetTrainerAttnGate, nnUNetTrainerCBAM, nnUNetTrainerFIAS,
                                                        nnUNetTrainerQTSeg, nnUNetTrainerSE,
                                                        nnUNetTrainerSelectiveKernel)
+from nnunet_msa.training.hypothesis_trainers import HYPOTHESIS_TRAINERS
 from nnunet_msa.training.epoch_variants import EPOCH_TRAINERS, EPOCH_VARIANTS
 from nnunet_msa.training.budget_trainers import (ABLATION_BUDGET_TRAINERS, ARCHITECTURE_BUDGET_TRAINERS,
                                                   nnUNetTrainer_budget,
@@ -15,6 +16,7 @@ from nnunet_msa.training.budget_trainers import (ABLATION_BUDGET_TRAINERS, ARCHI
 globals().update(EPOCH_TRAINERS)
 globals().update(ABLATION_BUDGET_TRAINERS)
 globals().update(ARCHITECTURE_BUDGET_TRAINERS)
+globals().update({t.__name__: t for t in HYPOTHESIS_TRAINERS})
 
 __all__ = (["nnUNetTrainerMSA2", "nnUNetTrainerMSA2Full", "nnUNetTrainerMSA2_budget", "nnUNetTrainerMSA2Full_budget",
             "nnUNetTrainer_budget"]
@@ -22,4 +24,5 @@ __all__ = (["nnUNetTrainerMSA2", "nnUNetTrainerMSA2Full", "nnUNetTrainerMSA2_bud
            + sorted(EPOCH_TRAINERS, key=lambda n: int(n.split("_")[-1][:-len("epochs")]))
            + sorted(ABLATION_BUDGET_TRAINERS)
            + [t.__name__ for t in ARCHITECTURE_TRAINERS]
+           + [t.__name__ for t in HYPOTHESIS_TRAINERS]
            + sorted(ARCHITECTURE_BUDGET_TRAINERS))

@@ -19,7 +19,9 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_msa.training.ablation_trainers import ABLATION_TRAINERS
 from nnunet_msa.training.architecture_trainers import ARCHITECTURE_TRAINERS
+from nnunet_msa.training.hypothesis_trainers import HYPOTHESIS_TRAINERS
 from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2, nnUNetTrainerMSA2Full
+from nnunet_msa.training.seeding import SeedFromEnvironmentMixin
 
 
 def _env_int(name: str, default: int) -> int:
@@ -48,8 +50,9 @@ class _BudgetMixin:
                 raise ValueError(f"nnUNetMSA_anneal_fraction={fraction!r} must be a number in (0, 1]") from e
 
 
-class nnUNetTrainer_budget(_BudgetMixin, nnUNetTrainer):
-    """nnU-Net's default trainer on the environment's budget (the baseline of demos and benchmarks)."""
+class nnUNetTrainer_budget(_BudgetMixin, SeedFromEnvironmentMixin, nnUNetTrainer):
+    """nnU-Net's default trainer (its network, loss and schedule unchanged) on the environment's budget, seeded by
+    ``$nnUNetMSA_seed`` like the MSA2 trainers: the baseline of demos, benchmarks and the accuracy protocol."""
 
 
 class nnUNetTrainerMSA2_budget(_BudgetMixin, nnUNetTrainerMSA2):
@@ -73,7 +76,7 @@ for _base in ABLATION_TRAINERS:
     ABLATION_BUDGET_TRAINERS[_cls.__name__] = _cls
     globals()[_cls.__name__] = _cls
 ARCHITECTURE_BUDGET_TRAINERS = {}
-for _base in ARCHITECTURE_TRAINERS:
+for _base in ARCHITECTURE_TRAINERS + HYPOTHESIS_TRAINERS:
     _cls = make_budget_variant(_base)
     ARCHITECTURE_BUDGET_TRAINERS[_cls.__name__] = _cls
     globals()[_cls.__name__] = _cls

@@ -1,0 +1,171 @@
+"""One protocol run: the real ``nnUNetv2_train`` of a trainer's ``_budget`` variant with a seed, the real
+``nnUNetv2_predict`` of the test set from ``checkpoint_final.pth``, Dice per class per case, and its record."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional
+
+from nnunet_msa.pipeline.commands import run_command
+from nnunet_msa.pipeline.dice import dice_per_label, read_labels
+from nnunet_msa.pipeline.training_log import epoch_times
+
+from benchmarks.protocol.design import ProtocolPlan, RunKey, Split, trainer_signature
+from benchmarks.workspace import PLANS_NAME, Workspace, nnunet_command
+
+
+class LoadSampler:
+    """Samples the 1-minute load average every ``period`` seconds while a run goes on (a run's timing is only
+    comparable when nothing else shared the cores: the record keeps the mean and max load)."""
+
+    def __init__(self, period: float = 30.0) -> None:
+        self.period, self.samples = period, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> "LoadSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> Dict[str, Optional[float]]:
+        s = self.samples
+        return {"mean": sum(s) / len(s) if s else None, "max": max(s) if s else None, "n": len(s)}
+
+
+def test_images_dir(ws: Workspace, pplan: ProtocolPlan, split: Split) -> str:
+    """A folder of links to the test cases' images (every channel), for ``nnUNetv2_predict -i``."""
+    raw = ws.raw_dir(pplan.plan.dataset)
+    with open(os.path.join(raw, "dataset.json")) as f:
+        ending = json.load(f)["file_ending"]
+    folder = os.path.join(ws.root, "protocol_test_images", f"{pplan.plan.dataset.dataset_name}_{split.digest}")
+    os.makedirs(folder, exist_ok=True)
+    images = os.path.join(raw, "imagesTr")
+    wanted = set(split.test)
+    for name in sorted(os.listdir(images)):
+        case = name[: -len(ending) - 5] if name.endswith(ending) else None  # CASE_0000.nii.gz -> CASE
+        if case in wanted and not os.path.lexists(os.path.join(folder, name)):
+            os.symlink(os.path.join(images, name), os.path.join(folder, name))
+    missing = wanted - {n[: -len(ending) - 5] for n in os.listdir(folder)}
+    if missing:
+        raise FileNotFoundError(f"test cases without images in {images}: {sorted(missing)[:5]}")
+    return folder
+
+
+def score_test_set(pred_dir: str, raw_dir: str, cases: List[str]) -> Dict[str, Dict[str, float]]:
+    """{case: {label name: Dice}} for every test case (a missing prediction is an error)."""
+    with open(os.path.join(raw_dir, "dataset.json")) as f:
+        meta = json.load(f)
+    ending = meta["file_ending"]
+    labels = {name: int(v) for name, v in meta["labels"].items() if isinstance(v, int) and int(v) > 0}
+    out: Dict[str, Dict[str, float]] = {}
+    for case in cases:
+        pred = os.path.join(pred_dir, case + ending)
+        if not os.path.isfile(pred):
+            raise FileNotFoundError(f"nnUNetv2_predict wrote no {pred}")
+        d = dice_per_label(read_labels(pred), read_labels(os.path.join(raw_dir, "labelsTr", case + ending)),
+                           list(labels.values()))
+        out[case] = {name: d[v] for name, v in labels.items()}
+    return out
+
+
+def execute_run(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, device: str = "cpu",
+                n_proc_da: int = 2, keep_checkpoint: bool = True, log=print) -> Dict[str, Any]:
+    """Train, predict and score one run; returns its record (not yet written)."""
+    dataset = pplan.plan.dataset
+    run_root = os.path.join(ws.root, "protocol_runs", key.plan, key.name)
+    if os.path.isdir(run_root):
+        shutil.rmtree(run_root)  # an unfinished earlier attempt: start clean
+    results = os.path.join(run_root, "nnUNet_results")
+    epochs = key.iterations // pplan.iterations_per_epoch
+    env = ws.env(epochs=epochs, iterations=pplan.iterations_per_epoch, val_iterations=1)
+    env.update({"nnUNet_results": results, "nnUNetMSA_seed": str(key.seed), "nnUNet_n_proc_DA": str(n_proc_da)})
+    budget_trainer = f"{key.trainer}_budget"
+    train_args = [nnunet_command("nnUNetv2_train"), str(dataset.dataset_id), pplan.configuration, "0",
+                  "-tr", budget_trainer, "-device", device]
+    log(f"  $ nnUNet_results={results} nnUNetMSA_seed={key.seed} {' '.join(train_args[1:])}")
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with LoadSampler() as load:
+        train_wall = run_command(train_args, env, os.path.join(run_root, "train.log"))
+    model = os.path.join(results, dataset.dataset_name, f"{budget_trainer}__{PLANS_NAME}__{pplan.configuration}")
+    fold = os.path.join(model, "fold_0")
+    times = epoch_times(fold)
+    pred_dir = os.path.join(run_root, "test_predictions")
+    predict_args = [nnunet_command("nnUNetv2_predict"), "-i", test_images_dir(ws, pplan, split), "-o", pred_dir,
+                    "-d", str(dataset.dataset_id), "-c", pplan.configuration, "-tr", budget_trainer, "-f", "0",
+                    "-chk", "checkpoint_final.pth", "-device", device, "-npp", "1", "-nps", "1"]
+    predict_wall = run_command(predict_args, env, os.path.join(run_root, "predict.log"))
+    dice = score_test_set(pred_dir, ws.raw_dir(dataset), list(split.test))
+    if not keep_checkpoint:
+        shutil.rmtree(results)
+    import torch
+    import nnunetv2
+
+    return {
+        "key": key.as_dict(),
+        "signature": trainer_signature(key.trainer),
+        "budget_trainer": budget_trainer,
+        "configuration": pplan.configuration,
+        "epochs": epochs,
+        "iterations_per_epoch": pplan.iterations_per_epoch,
+        "training_time_s": sum(times),
+        "epoch_times_s": times,
+        "train_wall_s": train_wall,
+        "predict_wall_s": predict_wall,
+        "n_proc_DA": n_proc_da,
+        "load_during_training": load.summary(),
+        "test_dice": dice,
+        "test_cases": list(split.test),
+        "n_train_cases": len(split.train),
+        "started_utc": started,
+        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "torch": torch.__version__, "nnunetv2": getattr(nnunetv2, "__version__", "?"), "device": device},
+        "run_folder": run_root,
+    }
+
+
+def load_record(path: str) -> Optional[Dict[str, Any]]:
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_record(path: str, record: Dict[str, Any]) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)  # a record exists only once it is complete
+
+
+def run_cached(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, results_dir: str,
+               device: str = "cpu", n_proc_da: int = 2, log=print) -> Dict[str, Any]:
+    """The record of ``key``: read from ``results_dir`` if there, else trained, predicted and written."""
+    path = key.record_path(results_dir)
+    for existing in [path] + key.same_run_paths(results_dir):
+        record = load_record(existing)
+        if record is not None:
+            log(f"  cached: {key.name}" + ("" if existing == path else f" (as {os.path.basename(existing)})"))
+            return record
+    t0 = time.time()
+    log(f"  run: {key.plan} {key.trainer} {key.iterations} its seed {key.seed}")
+    record = execute_run(ws, pplan, split, key, device, n_proc_da, log=log)
+    write_record(path, record)
+    fg = [sum(v.values()) / len(v) for v in record["test_dice"].values()]
+    log(f"  done in {time.time() - t0:.0f} s: test Dice {sum(fg) / len(fg):.4f} over {len(fg)} cases, "
+        f"training {record['training_time_s']:.0f} s")
+    return record

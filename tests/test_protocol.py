@@ -1,0 +1,113 @@
+"""The accuracy protocol (``benchmarks.protocol``): its split, its interval arithmetic, its cache, and the whole
+protocol through the real nnU-Net commands on a tiny budget."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.protocol.bootstrap import interpolate_budgets, paired_difference
+from benchmarks.protocol.design import make_split
+from nnunet_msa.pipeline.splits import group_of, holdout_split, separator_pattern
+
+REPO = Path(__file__).resolve().parents[1]
+
+ACDC_IDS = [f"patient{p:03d}_frame{f:02d}" for p in range(1, 31) for f in (1, 12)]
+HIPPO_IDS = [f"hippocampus_{i:03d}" for i in range(1, 201)]
+
+
+def test_split_is_deterministic_and_disjoint_by_patient():
+    a = make_split(ACDC_IDS, "_frame")
+    b = make_split(list(reversed(ACDC_IDS)), "_frame")
+    assert a == b, "the split depends on the order of the ids"
+    train, val, test = set(a.train), set(a.validation), set(a.test)
+    assert not (train & val or train & test or val & test)
+    assert train | val | test == set(ACDC_IDS)
+    patients = lambda cases: {group_of(c, separator_pattern("_frame")) for c in cases}  # noqa: E731
+    assert not (patients(train) & patients(test)), "a patient's frames on both sides of the test split"
+    assert not (patients(train) & patients(val))
+    assert len(patients(test)) == round(0.25 * 30)
+    assert all(len(patients([c for c in a.test if c.startswith(p)])) == 1 for p in patients(test))
+    # another seed gives another test set
+    other_pool, other_test = holdout_split(ACDC_IDS, 0.25, separator_pattern("_frame"), seed=1)
+    assert set(other_test) != test
+
+
+def test_hippocampus_split_holds_back_a_quarter():
+    s = make_split(HIPPO_IDS, None)
+    assert len(s.test) == 50 and len(s.validation) == 5 and len(s.train) == 145
+    assert make_split(HIPPO_IDS, None, max_test=3).test == s.test[:3]
+
+
+def test_paired_difference_on_hand_made_examples():
+    # one seed each, A = B + 0.01 on every case: the difference and both interval ends are exactly 0.01
+    b = np.array([[0.80, 0.70, 0.90, 0.60], [0.82, 0.71, 0.88, 0.65]])
+    d = paired_difference(b[:1] + 0.01, b[:1], n_boot=2000)
+    assert d.mean == pytest.approx(0.01) and d.low == pytest.approx(0.01) and d.high == pytest.approx(0.01)
+    # two seeds each: seeds are drawn independently per trainer (unpaired), so B's own seed spread enters the
+    # interval even though A = B + 0.01 seed by seed
+    d = paired_difference(b + 0.01, b, n_boot=4000)
+    assert d.mean == pytest.approx(0.01) and d.low < 0.01 < d.high
+    # one seed each, per-case differences +1 on 3 cases, -1 on 1: mean 0.5; the interval is the bootstrap
+    # distribution of the mean of 4 draws from {+1, +1, +1, -1}: its 2.5 % point is -0.5 (P(mean <= -0.5) = 5.1 %)
+    # and its 97.5 % point 1.0 (P(mean = 1) = 31.6 %)
+    d = paired_difference(np.array([[1.0, 1.0, 1.0, 0.0]]), np.array([[0.0, 0.0, 0.0, 1.0]]), n_boot=20000)
+    assert d.mean == pytest.approx(0.5)
+    assert d.low == pytest.approx(-0.5) and d.high == pytest.approx(1.0)
+    # seed spread widens the interval: same case means, but A's two seeds disagree by ±0.05 on every case
+    a = np.vstack([b[0] + 0.05, b[0] - 0.05])
+    narrow = paired_difference(b[:1] + 0.0, b[:1], n_boot=4000)
+    wide = paired_difference(a, b[:1], n_boot=4000)
+    assert narrow.high - narrow.low == pytest.approx(0.0)
+    assert wide.low < -0.04 and wide.high > 0.04
+    with pytest.raises(ValueError, match="same test cases"):
+        paired_difference(np.ones((1, 3)), np.ones((1, 4)))
+
+
+def test_interpolation_between_budgets():
+    s1, s2 = np.array([[0.5, 0.7]]), np.array([[0.7, 0.9]])
+    np.testing.assert_allclose(interpolate_budgets([100, 200], [s1, s2], 150), [[0.6, 0.8]])
+    np.testing.assert_allclose(interpolate_budgets([200, 100], [s2, s1], 175), [[0.65, 0.85]])
+    assert interpolate_budgets([100, 200], [s1, s2], 250) is None
+    np.testing.assert_allclose(interpolate_budgets([100, 200], [s1, s2], 50), s1)
+
+
+@pytest.mark.e2e
+def test_protocol_end_to_end_tiny(shared_data, tmp_path):
+    """The whole protocol through the real commands: 2 iterations, 2 seeds, 3 test cases, nnU-Net and MSA2; then
+    the same command again trains nothing (every run cached), and the report compares the two."""
+    results, workspace = tmp_path / "records", tmp_path / "ws"
+    cmd = [sys.executable, "-m", "benchmarks.protocol", "--data", str(shared_data), "--workspace", str(workspace),
+           "--results", str(results), "--iterations", "2", "--iterations-per-epoch", "2", "--seeds", "0,1",
+           "--max-test-cases", "3", "--max-train-cases", "10", "--bootstrap", "500",
+           "--trainers", "nnUNetTrainer,nnUNetTrainerMSA2"]
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    first = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    records = sorted((results / "hippocampus_2d").glob("*.json"))
+    assert len(records) == 4, [r.name for r in records]
+    for path in records:
+        rec = json.loads(path.read_text())
+        assert len(rec["test_dice"]) == 3 and rec["epochs"] == 1
+        assert set(rec["test_dice"]) == set(rec["test_cases"])
+        assert all(set(d) == {"Anterior", "Posterior"} for d in rec["test_dice"].values())
+        assert not set(rec["test_cases"]) & set(json.loads(
+            (workspace / "nnUNet_preprocessed" / "Dataset004_Hippocampus" / "splits_final.json").read_text()
+        )[0]["train"]), "a test case was trained on"
+        log = Path(rec["run_folder"]) / "train.log"
+        assert f"seeded random, numpy and torch with {rec['key']['seed']}" in log.read_text()
+    mtimes = [p.stat().st_mtime for p in records]
+    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert second.stdout.count("cached:") == 4 and "run:" not in second.stdout
+    assert [p.stat().st_mtime for p in records] == mtimes
+    report = json.loads((results / "hippocampus_2d_report.json").read_text())
+    msa2 = next(r for r in report["rows"] if r["trainer"] == "nnUNetTrainerMSA2")
+    assert msa2["seeds"] == [0, 1] and msa2["diff_equal_iterations"]["n_cases"] == 3
+    assert (results / "hippocampus_2d_dice_vs_time.png").stat().st_size > 1000
+    assert "Δ vs nnU-Net, equal iterations" in (results / "hippocampus_2d_report.md").read_text()
