@@ -64,9 +64,7 @@ def markdown(result: Dict[str, Any]) -> str:
         load = r["load_during_training"]["mean"]
         lines.append(f"| `{t}` | {r['iteration_time_s']:.3f} | {r['iteration_ratio']:.2f}× | {r['train_wall_s']:.0f} | "
                      f"{r['train_wall_ratio']:.2f}× | {r['predict_wall_s']:.0f} | {r['predict_ratio']:.2f}× | "
-                     f"{load:.2f} |" if load is not None else
-                     f"| `{t}` | {r['iteration_time_s']:.3f} | {r['iteration_ratio']:.2f}× | {r['train_wall_s']:.0f} | "
-                     f"{r['train_wall_ratio']:.2f}× | {r['predict_wall_s']:.0f} | {r['predict_ratio']:.2f}× | – |")
+                     + ("–" if load is None else f"{load:.2f}") + " |")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from benchmarks.networks import BASELINE, LABELS, MSA2
 # (key in a plan result's "ratios", column title) in report order
 RATIO_COLUMNS = [
     ("step_time", "train step time"),
+    ("step_time_compiled", "train step time, torch.compile"),
     ("flops", "FLOPs/step"),
     ("parameters", "parameters"),
     ("peak_memory", "step peak memory"),
@@ -82,6 +83,10 @@ def plan_rows(r: Dict[str, Any]) -> List[List[str]]:
     st = r.get("step_time_s", {})
     add(f"training step time (batch {r.get('batch_size')})", _seconds(st.get(BASELINE)), _seconds(st.get(MSA2)),
         "step_time")
+    sc = r.get("step_time_compiled_s", {})
+    if sc:
+        add("training step time under torch.compile (inductor)", _seconds(sc.get(BASELINE)), _seconds(sc.get(MSA2)),
+            "step_time_compiled")
     fl = r.get("flops_per_step", {})
     add("FLOPs per step (fwd+bwd, GFLOP)", _num(_get(fl, BASELINE, "total") and fl[BASELINE]["total"] / 1e9,
                                                 "{:.1f}"),
@@ -191,6 +196,10 @@ def markdown(run: Dict[str, Any]) -> str:
             for what, tb in r["errors"].items():
                 out += [f"- {what}:", "", "```", tb.strip(), "```"]
         out.append("")
+    if run.get("real_loop"):
+        from benchmarks.real_loop import markdown as real_loop_markdown
+
+        out += ["## The real loop", "", real_loop_markdown(run["real_loop"]), ""]
     out += ["## Method", ""] + [f"- {line}" for line in run["method_notes"]] + [""]
     return "\n".join(out)
 

@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-accuracy", action="store_true", help="no nnUNetv2_train runs")
     p.add_argument("--skip-memory", action="store_true", help="no peak-memory subprocesses")
     p.add_argument("--skip-prediction", action="store_true", help="no sliding-window prediction timing")
+    p.add_argument("--compile", action="store_true",
+                   help="also time the training step of both networks under torch.compile (inductor; minutes of "
+                        "compilation per network): what GPU users, for whom nnU-Net compiles by default, see")
+    p.add_argument("--real-loop-iterations", type=int, default=0,
+                   help="also run the real nnUNetv2_train loop (hippocampus 2d, batch 32, nnUNet_n_proc_DA=2) of "
+                        "both trainers for this many iterations, then nnUNetv2_predict of the held-back test "
+                        "volumes (benchmarks.real_loop; 1000 in the issue's table)")
     p.add_argument("--refresh-estimates", action="store_true",
                    help="measure nothing: recompute the planner estimates (deterministic, no timing) of OUT/results.json "
                         "with the current code and rewrite OUT/results.{md,png}")
@@ -197,6 +204,18 @@ def benchmark_plan(args: argparse.Namespace, ws: Workspace, plan: PlanSpec, clas
 
     _attempt(r, "step time / FLOPs / planner estimate", step_part)
 
+    if args.compile:
+        def compile_part() -> None:
+            setups = {k: make_step_setup(classes[k], ctx, batch, args.device) for k in (BASELINE, MSA2)}
+            for s in setups.values():
+                s.network = torch.compile(s.network)
+            _log("  step time under torch.compile (inductor): the warm-up compiles")
+            times = time_steps_interleaved(setups, max(2, args.warmup), args.repeats, log=_log)
+            r["step_time_compiled_s"] = {k: summarize(v) for k, v in times.items()}
+            setups.clear()
+            gc.collect()
+        _attempt(r, "compiled step time", compile_part)
+
     if not args.skip_memory:
         def memory_part() -> None:
             _log(f"  peak memory: {args.memory_repeats} fresh-process probe(s) per network")
@@ -245,6 +264,9 @@ def _ratios(r: Dict[str, Any]) -> None:
     if "step_time_s" in r:
         q["step_time"] = paired_ratios(r["step_time_s"][MSA2]["values"], r["step_time_s"][BASELINE]["values"])
         q["flops"] = ratio(r["flops_per_step"][MSA2]["total"], r["flops_per_step"][BASELINE]["total"])
+    if "step_time_compiled_s" in r:
+        c = r["step_time_compiled_s"]
+        q["step_time_compiled"] = paired_ratios(c[MSA2]["values"], c[BASELINE]["values"])
     if "planner" in r:
         q["feature_map_estimate"] = ratio(r["planner"][MSA2]["feature_map_elements"],
                                           r["planner"][BASELINE]["feature_map_elements"])
@@ -332,6 +354,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         text = write_outputs(run, md_path, json_path)  # after every plan, so partial results survive
         plot(run["results"], png_path, title=f"{run['machine']['cpu_model']}, {args.threads} threads, "
                                              f"torch {run['machine']['torch']}")
+    if args.real_loop_iterations:
+        from benchmarks import real_loop
+
+        rl = _attempt(run, "real loop", lambda: real_loop.measure(
+            Workspace(os.path.join(args.out, "real_loop_workspace"), args.data, n_proc=args.np), "hippocampus_2d",
+            [names[BASELINE], names[MSA2]], args.real_loop_iterations, log=_log))
+        if rl is not None:
+            run["real_loop"] = rl
+        run["elapsed_s"] = time.time() - started
+        text = write_outputs(run, md_path, json_path)
     print("\n" + text)
     print(f"wrote {md_path}, {json_path}, {png_path}")
     return 0

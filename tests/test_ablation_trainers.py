@@ -126,7 +126,7 @@ def test_bridged_decoder_rejects_gates():
 def test_nnunet_lookup_finds_every_variant_with_its_length(planned, tmp_path):
     """In a fresh process with only ``nnUNet_extTrainer`` pointing at us, nnU-Net's own lookup finds each trainer by
     name; the epoch variants construct (nnU-Net's __init__, CPU) with ``num_epochs`` N and the MSA2 network."""
-    from nnunet_msa.cli.trainers_path import trainers_path
+    from nnunet_msa.pipeline.trainers_path import trainers_path
 
     env = nnunet_env(str(tmp_path), extra={"nnUNet_preprocessed": os.path.dirname(planned["4"])})
     env["nnUNet_extTrainer"] = trainers_path()

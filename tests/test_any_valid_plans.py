@@ -4,7 +4,7 @@ shapes of nnU-Net's own network built from the same configuration.
 A configuration is drawn as nnU-Net's planners write one (``architecture`` with ``network_class_name`` and
 ``arch_kwargs``): 2-7 stages, 2D or 3D, per stage and axis a kernel of 1 or 3 and a stride of 1 or 2 (stage 0 always
 stride 1, as the planners give), a plain (``PlainConvUNet``) or residual (``ResidualEncoderUNet``) encoder, 1-4 input
-channels, 1-4 outputs, and the MSA2 options of ``nnUNetTrainerMSA2`` (``BALANCED_OPTIONS``) or of
+channels, 1-4 outputs, and the MSA2 options of ``nnUNetTrainerMSA2`` (``DEFAULT_OPTIONS``) or of
 ``nnUNetTrainerMSA2Full`` (``{}``, spec-literal). The oracle is nnU-Net: ``get_network_from_plans`` on the same
 configuration, and ``nnUNetTrainer._get_deep_supervision_scales`` for the number and scales of the outputs.
 
@@ -34,7 +34,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunet_msa.network.msa2_unet import MSA2UNet
 from nnunet_msa.training.network_from_plans import build_msa2_network
-from nnunet_msa.training.nnunet_trainer_msa2 import BALANCED_OPTIONS, nnUNetTrainerMSA2, nnUNetTrainerMSA2Full
+from nnunet_msa.training.nnunet_trainer_msa2 import DEFAULT_OPTIONS, nnUNetTrainerMSA2, nnUNetTrainerMSA2Full
 
 # Hypothesis caches the constants of local modules under ./.hypothesis even with database=None, and its pytest plugin
 # does so while collecting, before any fixture runs: point its storage at a temporary folder (removed at exit) when
@@ -231,7 +231,7 @@ def check_against_nnunet(plan: Plan) -> None:
 
 def test_options_are_the_trainers() -> None:
     """The two option sets drawn above are the trainers' (catches the test drifting from what nnU-Net trains)."""
-    assert OPTIONS == {"balanced": BALANCED_OPTIONS, "spec": {}}
+    assert OPTIONS == {"balanced": DEFAULT_OPTIONS, "spec": {}}
 
 
 @pytest.mark.parametrize("encoder", ["plain", "residual"])

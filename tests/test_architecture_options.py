@@ -186,7 +186,7 @@ def test_options_from_the_plans_reach_the_network(planned):
 def test_nnunet_lookup_finds_every_architecture_trainer(planned, tmp_path):
     """In a fresh process with only ``nnUNet_extTrainer`` pointing at us, nnU-Net's own lookup finds each named
     trainer and its budget variant, and constructs it (nnU-Net's __init__, CPU)."""
-    from nnunet_msa.cli.trainers_path import trainers_path
+    from nnunet_msa.pipeline.trainers_path import trainers_path
 
     env = nnunet_env(str(tmp_path), extra={"nnUNet_preprocessed": os.path.dirname(planned["4"])})
     env["nnUNet_extTrainer"] = trainers_path()

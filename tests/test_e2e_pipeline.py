@@ -313,9 +313,8 @@ def other_ways(one_process, hippocampus, e2e_workspace) -> dict:
     jobs.append(pr.Job(["nnUNetv2_predict_from_modelfolder", "-i", str(inputs), "-o", str(folder_out), "-m",
                         str(model), *common], ws.env, ws.logs / "predict_from_modelfolder.log",
                        f"nnUNetv2_predict_from_modelfolder {model.name}"))
-    parts = pr.run_jobs(jobs[:2], parallel=2)           # the two parts run at the same time
-    from_folder = pr.run_jobs(jobs[2:])[0]
-    return dict(parts=parts, parts_out=parts_out, from_folder=from_folder, folder_out=folder_out)
+    ran = pr.run_jobs(jobs, parallel=2)   # the two parts start at the same time, the third when one has finished
+    return dict(parts=ran[:2], parts_out=parts_out, from_folder=ran[2], folder_out=folder_out)
 
 
 def _assert_same_files(a: Path, b: Path, cases: List[str]) -> None:
@@ -475,12 +474,15 @@ def cascade(regions, e2e_workspace) -> dict:
     out = ws.root / "predict_out" / "regions"
     common = ["-d", str(ds.dataset_id), "-p", REGIONS_PLANS, "-tr", pr.MSA2_BUDGET, "-device", "cpu", "-npp", "1",
               "-nps", "1", "--disable_tta", "--save_probabilities"]
-    h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out / "lowres"), "-c", "3d_lowres", "-f", "0", "1",
-           *common], ws.env, ws.logs / "regions_predict_lowres.log", label="nnUNetv2_predict 504 3d_lowres -f 0 1")
-    h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out / "cascade"), "-c", "3d_cascade_fullres", "-f", "0",
-           "-prev_stage_predictions", str(out / "lowres"), *common], ws.env, ws.logs / "regions_predict_cascade.log",
-          label="nnUNetv2_predict 504 3d_cascade_fullres -prev_stage_predictions")
-    return dict(runs=runs, lowres=out / "lowres", cascade=out / "cascade",
+    outputs = {}
+    outputs["lowres"] = h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out / "lowres"), "-c", "3d_lowres",
+                               "-f", "0", "1", *common], ws.env, ws.logs / "regions_predict_lowres.log",
+                              label="nnUNetv2_predict 504 3d_lowres -f 0 1").output
+    outputs["cascade"] = h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out / "cascade"), "-c",
+                                "3d_cascade_fullres", "-f", "0", "-prev_stage_predictions", str(out / "lowres"),
+                                *common], ws.env, ws.logs / "regions_predict_cascade.log",
+                               label="nnUNetv2_predict 504 3d_cascade_fullres -prev_stage_predictions").output
+    return dict(runs=runs, lowres=out / "lowres", cascade=out / "cascade", outputs=outputs,
                 lowres_model=pr.model_dir(ws, ds, pr.MSA2_BUDGET, "3d_lowres", REGIONS_PLANS),
                 cascade_model=pr.model_dir(ws, ds, pr.MSA2_BUDGET, "3d_cascade_fullres", REGIONS_PLANS))
 
@@ -537,8 +539,15 @@ def test_region_validation_leaves_out_the_ignore_label(cascade, regions) -> None
 
 
 def test_cascade_predicts_from_the_lowres_prediction(cascade, regions) -> None:
+    """Both stages predicted in fresh processes that found MSA2 through nnUNet_extTrainer: one label map per input,
+    in its geometry, regions painted in ``regions_class_order`` from the saved per-region probabilities."""
+    from nnunet_msa.pipeline.trainers_path import trainers_path
+
     ds = regions
     for stage in ("lowres", "cascade"):
+        assert f"Using trainer '{pr.MSA2_BUDGET}' from: {trainers_path()}" in cascade["outputs"][stage], stage
+        written = sorted(p.name for p in cascade[stage].glob("*.nii.gz"))
+        assert written == sorted(f"{c}.nii.gz" for c in ds.predict_ids), (stage, written)
         for c in ds.predict_ids:
             pred = cascade[stage] / f"{c}.nii.gz"
             h.assert_same_geometry(pred, ds.raw_dir / "imagesTs" / f"{c}_0000.nii.gz")
@@ -563,3 +572,22 @@ def test_evaluate_folder_scores_regions_without_the_ignored_voxels(cascade, regi
     with open(tmp_path / "summary.json") as f:
         summary = json.load(f)
     _check_summary(summary, ds.raw_dir / "labelsTs", cascade["cascade"], ds.predict_ids, REGION_KEYS, IGNORE)
+
+
+def test_nnunet_cascade_instructions_omit_the_lowres_step(cascade, regions, e2e_workspace) -> None:
+    """Pins the nnU-Net 2.8.1 caveat in the README: the command find_best_configuration writes for a winning
+    ``3d_cascade_fullres`` (``generate_inference_command``) has no lowres prediction and no
+    ``-prev_stage_predictions``, so it has to be run as in ``cascade`` above (nnUNetv2_predict then stops with
+    nnU-Net's "requires the segmentations of the previous stage"). It checks
+    ``'previous_stage' in plans_manager.available_configurations`` (a configuration named "previous_stage") and then
+    overwrites the command it built. When this fails, nnU-Net fixed it: update the README."""
+    ws, ds = e2e_workspace, regions
+    script = ("import sys\n"
+              "from nnunetv2.evaluation.find_best_configuration import generate_inference_command\n"
+              "print('COMMAND:', generate_inference_command(int(sys.argv[1]), '3d_cascade_fullres', sys.argv[2], "
+              "sys.argv[3]))\n")
+    ran = h.run([sys.executable, "-c", script, str(ds.dataset_id), REGIONS_PLANS, pr.MSA2_BUDGET], ws.env,
+                ws.logs / "cascade_inference_command.log", label="generate_inference_command (cascade)")
+    command = ran.output.split("COMMAND:", 1)[1].strip()
+    assert command.count("nnUNetv2_predict") == 1 and "-c 3d_cascade_fullres" in command, command
+    assert "3d_lowres" not in command and "-prev_stage_predictions" not in command, command

@@ -14,8 +14,9 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_msa.network.msa2_unet import MSA2UNet
 from nnunet_msa.planning import nnUNetMSA2Planner, nnUNetMSA2ResEncPlanner
-from nnunet_msa.training import BALANCED_OPTIONS, nnUNetTrainerMSA2
+from nnunet_msa.training import DEFAULT_OPTIONS, nnUNetTrainerMSA2
 
+import e2e_helpers as h
 from conftest import MSA2_PLANNERS
 
 COUNTERPART = {"nnUNetMSA2Plans": "nnUNetPlans", "nnUNetMSA2ResEncPlans": "nnUNetResEncUNetMPlans"}
@@ -44,7 +45,7 @@ def test_plans_name_the_msa2_network_and_fit_the_memory_target(planned, dataset_
         cfg, ref_cfg = plans["configurations"][c], base["configurations"][c]
         arch = cfg["architecture"]
         assert arch["network_class_name"] == "nnunet_msa.network.msa2_unet.MSA2UNet"
-        for k, v in BALANCED_OPTIONS.items():
+        for k, v in DEFAULT_OPTIONS.items():
             assert arch["arch_kwargs"][k] == v, k
         assert arch["arch_kwargs"]["encoder"] == ("residual" if "ResEnc" in plans_name else "plain")
         # same data: spacing, normalization, resampling as nnU-Net's plans; its own preprocessed folder
@@ -69,11 +70,34 @@ def test_plans_name_the_msa2_network_and_fit_the_memory_target(planned, dataset_
         assert plain.encoder_type == arch["arch_kwargs"]["encoder"]
 
 
+def _estimate(plans: dict, trainer: type, config: str) -> int:
+    pm = PlansManager(plans)
+    cm = pm.get_configuration(config)
+    return trainer.build_network_architecture(pm, cm, 1, 4, False).compute_conv_feature_map_size(cm.patch_size)
+
+
 def test_msa2_estimate_is_what_shrinks_the_plans(planned):
-    """ACDC 3d: the MSA2 planner's patch or batch is smaller than nnU-Net's where the MSA2 estimate exceeds the
-    default network's (the planner really uses the MSA2 network's estimate)."""
-    plans, base = _load(planned["27"], "nnUNetMSA2Plans"), _load(planned["27"], "nnUNetPlans")
-    a, b = plans["configurations"]["3d_fullres"], base["configurations"]["3d_fullres"]
+    """ACDC 3d: the MSA2 planner's patch·batch follows the MSA2 network's estimate. The default network's estimate
+    at nnU-Net's patch is 1.19x nnU-Net's, which still rounds to nnU-Net's batch of 6; the spec-literal network
+    (``nnunet-msa plan --preset msa2_full``, plans ``nnUNetMSA2Plans_msa2_full``, ~4x) gets fewer voxels per step."""
+    from nnunet_msa.pipeline.environment import nnunet_env
+
+    folder = planned["27"]
+    base = _load(folder, "nnUNetPlans")
+    b = base["configurations"]["3d_fullres"]
+    default = _load(folder, "nnUNetMSA2Plans")["configurations"]["3d_fullres"]
+    ratio = _estimate(base, nnUNetTrainerMSA2, "3d_fullres") / _estimate(base, nnUNetTrainer, "3d_fullres")
+    expected_batch = round(REFERENCE["nnUNetMSA2Plans"][1][0] / (ratio * _estimate(base, nnUNetTrainer, "3d_fullres"))
+                           * REFERENCE["nnUNetMSA2Plans"][1][1])
+    assert default["patch_size"] == b["patch_size"]
+    assert default["batch_size"] == min(expected_batch, b["batch_size"]), (ratio, expected_batch)
+    workspace = os.path.dirname(os.path.dirname(folder))  # nnunet_env's layout: <ws>/nnUNet_preprocessed/<dataset>
+    ran = h.run([h.console_script("nnunet-msa"), "plan", "-d", "27", "--preset", "msa2_full", "--no_pp", "--no_pbar",
+                 "-npfp", "2"], nnunet_env(workspace), os.path.join(workspace, "logs", "plan_27_msa2_full.log"))
+    assert "Preset msa2_full" in ran.output
+    full = _load(folder, "nnUNetMSA2Plans_msa2_full")
+    a = full["configurations"]["3d_fullres"]
+    assert "recompute" not in a["architecture"]["arch_kwargs"]  # msa2_full: MSA2UNet's own defaults
     assert a["batch_size"] * np.prod(a["patch_size"]) < b["batch_size"] * np.prod(b["patch_size"])
 
 

@@ -65,6 +65,15 @@ def test_wheel_ships_the_ext_trainers_folder(wheel) -> None:
 
 
 @pytest.mark.e2e
+def test_wheel_ships_every_preset_of_plans(wheel) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    presets = sorted(p.name for p in (REPO / "plans").glob("*.json"))
+    assert "msa2.json" in presets
+    missing = [p for p in presets if f"nnunet_msa/presets/{p}" not in names]
+    assert not missing, f"presets of plans/ missing from the wheel (setup.cfg package_data?): {missing}"
+
+
+@pytest.mark.e2e
 def test_wheel_ships_every_module_of_the_package_and_no_data(wheel) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     source = {p.relative_to(REPO).as_posix() for p in (REPO / "nnunet_msa").rglob("*.py")
@@ -78,7 +87,7 @@ def test_wheel_ships_every_module_of_the_package_and_no_data(wheel) -> None:
 PROBE = r"""
 import importlib, inspect, json, os, pkgutil
 import nnunet_msa
-from nnunet_msa.cli.trainers_path import trainers_path
+from nnunet_msa.pipeline.trainers_path import trainers_path
 path = trainers_path()
 print(path)
 out = {"path": path, "package": nnunet_msa.__file__, "ext_trainer_before": os.environ.get("nnUNet_extTrainer")}
@@ -93,6 +102,9 @@ for name in ("nnUNetTrainerMSA2", "nnUNetTrainerMSA2Full", "nnUNetTrainerMSA2_bu
              "nnUNetTrainer_budget"):
     cls = find(name)
     out[name] = {"name": cls.__name__, "file": inspect.getfile(cls)}
+from nnunet_msa.network.presets import presets_folder, resolved_options
+out["presets_folder"] = presets_folder()
+out["default_options"] = resolved_options("msa2")
 out["modules"] = {}
 for m in pkgutil.walk_packages(nnunet_msa.__path__, "nnunet_msa."):
     try:
@@ -117,6 +129,13 @@ def probe(installed) -> dict:
     result = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
     result["printed"] = proc.stdout.splitlines()[0].strip()
     return result
+
+
+@pytest.mark.e2e
+def test_presets_of_the_installed_wheel_are_read_from_it(probe, installed) -> None:
+    assert _inside(probe["presets_folder"], installed), probe["presets_folder"]
+    with open(REPO / "plans" / "msa2.json") as f:
+        assert probe["default_options"] == json.load(f)["options"]
 
 
 @pytest.mark.e2e
@@ -184,7 +203,7 @@ def test_doctor_fails_and_names_nnunet_ext_trainer_when_unset(tmp_path) -> None:
 
 
 def test_doctor_passes_with_the_environment_of_nnunet_env(tmp_path) -> None:
-    from nnunet_msa.cli.trainers_path import trainers_path
+    from nnunet_msa.pipeline.trainers_path import trainers_path
     from nnunet_msa.pipeline.environment import nnunet_env
 
     env = nnunet_env(str(tmp_path))

@@ -114,16 +114,18 @@ def test_form_choice(realization, expected):
 @pytest.mark.parametrize("realization", ["dilated", "dense", "separable"])
 @pytest.mark.parametrize("dim,kernel,size", CASES)
 def test_static_init_starts_as_the_first_candidate(realization, dim, kernel, size):
-    """init="static": π uniform, candidates 2..K zero, so y = conv_1(x) / K (+ b): after a norm, the static conv."""
+    """init="static": candidates 2..K zero, so y = π_1 · conv_1(x) (+ b), and after an InstanceNorm the block is the
+    static conv of the first candidate, whatever the gate says."""
     torch.manual_seed(0)
-    m = SACM(CONV[dim], 3, 4, kernel, realization=realization, fingerprint="input", init="static").double()
+    m = SACM(CONV[dim], 3, 4, kernel, realization=realization, fingerprint="input", init="static",
+             bias=False).double()
     x = torch.randn(2, 3, *size, dtype=torch.float64)
     pi = m.pi(x)
-    torch.testing.assert_close(pi, torch.full_like(pi, 1 / 3))
     assert all(float(w.detach().abs().sum()) == 0 for w in list(m.weights)[1:])
     r1 = m.candidate_responses(x)[0]
-    expected = m._finish(r1 / 3)
-    torch.testing.assert_close(m(x), expected)
+    torch.testing.assert_close(m(x), m._finish(r1 * pi[:, :1].view(-1, *[1] * (r1.dim() - 1))))
+    norm = (nn.InstanceNorm2d if dim == 2 else nn.InstanceNorm3d)(4, eps=1e-12).double()  # scale-free up to eps
+    torch.testing.assert_close(norm(m(x)), norm(m._finish(r1)))
     with pytest.raises(ValueError, match="shared"):
         SACM(CONV[dim], 3, 4, kernel, realization="shared", init="static")
 

@@ -78,14 +78,19 @@ def load_rows(results_dir: str, plan: str, split_digest: Optional[str] = None) -
         if split_digest is not None and key["split"] != split_digest:
             continue
         trainer = key["trainer"]
-        # the trainer that has these options today (the recorded name, or a later name for the same options)
-        label = names.get(key["signature"], f"{trainer}@{key['signature']}")
-        if label != trainer and names.get(key["signature"]) is not None:
+        # the trainer that has these options today (the first name of nnunet_msa.training's list, so the default's
+        # name), with the recorded name beside it when that still has the same options
+        known = names.get(key["signature"])
+        if known is None:
+            label = f"{trainer}@{key['signature']}"
+        elif known == trainer:
+            label = trainer
+        else:
             try:
-                if signature_hash(trainer) == key["signature"]:
-                    label = trainer
+                same = signature_hash(trainer) == key["signature"]
             except ValueError:
-                pass
+                same = False
+            label = f"{known} (= {trainer})" if same else known
         rows.setdefault((label, key["iterations"]), Row(label, trainer, key["iterations"])).records.append(rec)
     return sorted(rows.values(), key=lambda r: (r.label != BASELINE, r.label, r.iterations))
 

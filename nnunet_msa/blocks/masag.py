@@ -64,9 +64,7 @@ class MASAG(nn.Module):
         C = channels
         self.channels = C
         self.observe = False
-        # True: rerun eq. 1 (the local context's depthwise convs and norms) in backward; "all": also eq. 2-6 and the
-        # output (blocks/recompute.py)
-        self.recompute = False
+        self.recompute = False  # rerun each of eq. 1, eq. 2-6 and the output in backward (blocks/recompute.py)
         self.last_attention: Optional[torch.Tensor] = None
         # eq. 1, local context: DW -> norm -> nonlin, DWD (dilation 2) -> norm -> nonlin, Conv1x1
         self.dw = nn.Sequential(
@@ -113,10 +111,10 @@ class MASAG(nn.Module):
             raise ValueError(f"MASAG needs the skip X and the decoder feature G of the same shape, got "
                              f"{tuple(x.shape)} and {tuple(g.shape)}.")
         u = maybe_recompute(self.recompute, self.context, x, g)
-        att = maybe_recompute(self.recompute == "all", self.attention_map, x, g, u)
+        att = maybe_recompute(self.recompute, self.attention_map, x, g, u)
         if self.observe:
             self.last_attention = att.mean(dim=1, keepdim=True).detach()
-        return maybe_recompute(self.recompute == "all", self._output, att, x)
+        return maybe_recompute(self.recompute, self._output, att, x)
 
     def _output(self, att: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Eq. 6, outer part: norm(Conv1x1(att · X)), (B, C, *S) in X's dtype (blended with X: ``identity_start``)."""
@@ -127,6 +125,7 @@ class MASAG(nn.Module):
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
         """What the gate keeps for backward in nnU-Net's planner unit (two C-channel maps = C·n, as a static conv
-        block): about eleven maps (DW, DWD, local, U, X', G', X'', G'', U', att, out), or two with ``recompute``
-        (U and att, between its three recomputed parts)."""
-        return int((2 if self.recompute else 11) * self.channels * math.prod(int(s) for s in input_size) // 2)
+        block): about twelve maps (eq. 1: DW and DWD outputs and their norms, the fused sum, U; eq. 6: U', its
+        projection, the attention map, att·X, the output projection, the output; eq. 2-5 keep only their inputs), or
+        two with ``recompute`` (U and att, between its three recomputed parts)."""
+        return int((2 if self.recompute else 12) * self.channels * math.prod(int(s) for s in input_size) // 2)

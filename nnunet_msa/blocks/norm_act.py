@@ -22,7 +22,7 @@ class _FastInstanceNorm:
     """Forward of an InstanceNorm as ``F.group_norm`` with one group per channel (same result)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        if self.track_running_stats or x.dim() != self._get_no_batch_dim() + 2 or x.shape[1] != self.num_features:
+        if self.track_running_stats or x.dim() != self._get_no_batch_dim() + 1 or x.shape[1] != self.num_features:
             return super().forward(x)
         return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
 

@@ -18,12 +18,23 @@ of a 1×64×10×128×112 ACDC map, against 626 ms by the forward-conv route).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from nnunet_msa.blocks.fast_conv import fast_conv
+
+
+def mix_kernels(pi: torch.Tensor, w_hat: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The per-sample kernels Σ_k π_bk Ŵ_k (eq. of SACM's kernel form): pi (B, K), w_hat (K, *W) -> (B, *W) in
+    ``dtype``. Synthesized in float32 (or wider) with autocast off, so that under bfloat16/float16 autocast only the
+    convolution runs in the low precision, as a static conv's float32 weights would."""
+    K = w_hat.shape[0]
+    wide = torch.promote_types(w_hat.dtype, torch.float32)
+    with torch.autocast(device_type=pi.device.type, enabled=False):
+        w_b = pi.to(wide) @ w_hat.to(wide).reshape(K, -1)
+    return w_b.reshape((pi.shape[0],) + tuple(w_hat.shape[1:])).to(dtype)
 
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
@@ -45,6 +56,12 @@ def per_sample_conv(x: torch.Tensor, kernels: torch.Tensor, padding: Sequence[in
     wf = kernels.reshape(B * c_out, *kernels.shape[2:])
     y = fast_conv(xf, wf.to(x.dtype), None, list(padding), 1, B * groups)
     return y.reshape(B, c_out, *x.shape[2:])
+
+
+def _recording(*tensors: torch.Tensor) -> bool:
+    """Whether autograd records an op on these tensors (training); oneDNN's own backward of a depthwise conv is
+    10-45x slower than its forward on CPU (a batch-1 3D 7x7x7 kernel gradient took 10 s on an ACDC map)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _slicewise(x: torch.Tensor, w: torch.Tensor) -> bool:
@@ -114,6 +131,75 @@ def per_sample_depthwise_conv(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"per-sample depthwise kernels need odd sizes, got {tuple(w.shape[2:])}")
     if _slicewise(x, w):
         return _slicewise_forward(x, w.to(x.dtype))
-    if x.shape[0] == 1:  # one sample (prediction): a plain depthwise conv, through fast_conv's CPU paths
+    if x.shape[0] == 1 and not _recording(x, w):  # one sample, prediction: a plain depthwise conv (fast_conv)
         return fast_conv(x, w[0].unsqueeze(1).to(x.dtype), None, [(r - 1) // 2 for r in w.shape[2:]], 1, x.shape[1])
     return _PerSampleDepthwise.apply(x, w)
+
+
+def embed_dilated(weights: Sequence[torch.Tensor], dilations: Sequence[Sequence[int]]) -> torch.Tensor:
+    """The candidates (C, 1, *k) at their dilations, each placed centred in the largest grid: (K, C, 1, *R)."""
+    R = [max((w.shape[2 + ax] - 1) * d[ax] + 1 for w, d in zip(weights, dilations))
+         for ax in range(weights[0].dim() - 2)]
+    out = weights[0].new_zeros((len(weights),) + tuple(weights[0].shape[:2]) + tuple(R))
+    for j, (w, d) in enumerate(zip(weights, dilations)):
+        index = [j, slice(None), slice(None)]
+        for ax in range(len(R)):
+            extent = (w.shape[2 + ax] - 1) * d[ax] + 1
+            start = (R[ax] - extent) // 2
+            index.append(slice(start, start + extent, d[ax]))
+        out[tuple(index)] = w
+    return out
+
+
+def _candidate_grad(x: torch.Tensor, gy: torch.Tensor, k: Sequence[int], d: Sequence[int]) -> torch.Tensor:
+    """G[b, c, i] = Σ_p x_pad[b, c, p + d·i] · ∂L/∂y[b, c, p]: the gradient of a per-sample depthwise kernel at the
+    taps of one dilated candidate only, (B, C, *k), as a strided forward depthwise conv (output gradient as kernel)."""
+    B, C = x.shape[:2]
+    dim = x.dim() - 2
+    pads = []
+    for kk, dd in zip(reversed(k), reversed(d)):
+        pads += [(kk - 1) // 2 * dd] * 2
+    xp = F.pad(x, pads).reshape(1, B * C, *[s + 2 * ((kk - 1) // 2 * dd) for s, kk, dd in zip(x.shape[2:], k, d)])
+    g = _CONV_FN[dim](xp, gy.reshape(B * C, 1, *gy.shape[2:]), None, list(d), 0, 1, B * C)
+    return g.reshape(B, C, *k)
+
+
+class _DilatedMixture(torch.autograd.Function):
+    """y_b = depthwise(x_b, Σ_k π_bk · Ŵ_k): one per-sample depthwise conv with the mixed kernel; in backward the
+    kernel gradient is taken only at each candidate's taps (27 of 343 per candidate for 3 dilated 3×3×3 candidates
+    on the 7×7×7 grid)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, pi: torch.Tensor, dilations: Tuple[Tuple[int, ...], ...],
+                *weights: torch.Tensor) -> torch.Tensor:
+        ctx.dilations = dilations
+        w_b = mix_kernels(pi, embed_dilated(list(weights), dilations), x.dtype)[:, :, 0]  # (B, C, *R)
+        ctx.save_for_backward(x, pi, w_b, *weights)
+        return _depthwise_forward(x, w_b)
+
+    @staticmethod
+    def backward(ctx, gy: torch.Tensor):
+        x, pi, w_b, *weights = ctx.saved_tensors
+        gy = gy.to(x.dtype).contiguous()
+        gx = _depthwise_forward(gy, w_b.flip(list(range(2, w_b.dim())))) if ctx.needs_input_grad[0] else None
+        g_pi, g_w = [], []
+        xc = x.contiguous()
+        for j, (w, d) in enumerate(zip(weights, ctx.dilations)):
+            G = _candidate_grad(xc, gy, w.shape[2:], d)  # (B, C, *k): ∂L/∂(π_bj W_j)
+            g_w.append(torch.einsum("b,bc...->c...", pi[:, j].to(G.dtype), G).unsqueeze(1).to(w.dtype))
+            g_pi.append((G * w[:, 0].to(G.dtype)).flatten(1).sum(1))
+        return (gx, torch.stack(g_pi, dim=1).to(pi.dtype), None, *g_w)
+
+
+def per_sample_dilated_mixture(x: torch.Tensor, pi: torch.Tensor, weights: Sequence[torch.Tensor],
+                               dilations: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Σ_k π_bk · depthwise(x_b, W_k at dilation d_k) for every sample b, computed as one depthwise conv with the
+    mixed kernel (SACM's kernel form for ``separable``): x (B, C, *S), π (B, K), W_k (C, 1, *k) with odd k, per-axis
+    dilations -> (B, C, *S). (1, k, k) kernels in 3D, and one sample without autograd (prediction), run through
+    autograd's own convolution."""
+    dilations = tuple(tuple(int(v) for v in d) for d in dilations)
+    B = x.shape[0]
+    if (B == 1 and not _recording(x, pi, *weights)) or (x.dim() == 5 and all(w.shape[2] == 1 for w in weights)):
+        w_b = mix_kernels(pi, embed_dilated(list(weights), dilations), torch.promote_types(x.dtype, weights[0].dtype))
+        return per_sample_depthwise_conv(x, w_b[:, :, 0])
+    return _DilatedMixture.apply(x, pi, tuple(dilations), *weights)

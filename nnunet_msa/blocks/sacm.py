@@ -1,5 +1,5 @@
 """SACM: self-adaptive convolution module (MSA2-Net with SACM in nnU-Net, Sec. "Self-adaptive convolution
-module"; its equations were lost in extraction and are fixed by ``shared/design/MSA2_SPEC.md``).
+module"; its equations were lost in extraction and are fixed in ``docs/design.md``).
 
 A convolution whose kernel is a per-sample soft mixture of K candidate kernels with growing receptive fields:
 
@@ -22,8 +22,8 @@ otherwise 10-45x the forward.
 naive per-sample loop) to each other.
 
 Initialization ``init``: "he" (nnU-Net's ``InitWeights_He(1e-2)`` on every candidate) or "static": candidates
-beyond the first start at zero and the gate's last layer at zero (π uniform), so that SACM starts as the static
-operation of its first candidate, scaled by 1/K (the norm after it removes the scale).
+beyond the first start at zero, so that SACM starts as the static operation of its first candidate, scaled per sample
+by π_1 (the norm after it removes the scale).
 """
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ from torch.nn.modules.conv import _ConvNd
 
 from nnunet_msa.blocks.fast_conv import channels_last, fast_conv, pointwise_conv
 from nnunet_msa.blocks.fused_ops import mix_candidates, spatial_mean_std
-from nnunet_msa.blocks.per_sample_conv import per_sample_conv
+from nnunet_msa.blocks.per_sample_conv import mix_kernels, per_sample_conv, per_sample_dilated_mixture
 from nnunet_msa.blocks.sacm_fingerprint import input_fingerprint, input_fingerprint_size
+from nnunet_msa.blocks.separable_mixture import separable_mixture
 
 REALIZATIONS = ("dilated", "dense", "separable", "shared")
 FINGERPRINTS = ("responses", "input")
@@ -224,7 +225,9 @@ class SACM(nn.Module):
 
     def reset_parameters(self) -> None:
         """He init of the candidates as nnU-Net's ``InitWeights_He(1e-2)`` does for its convs; with ``init="static"``
-        the candidates beyond the first and the gate's last layer start at zero (π uniform)."""
+        the candidates beyond the first start at zero, so y = π_1 · conv_1(x) (+ b): the static conv scaled per sample,
+        a scale the norm after SACM removes. The gate keeps its default init (a zero gate would have to wait for the
+        zero candidates to grow before it gets a gradient: two zeros in a product)."""
         for j, w in enumerate(self.weights):
             if self.init == "static" and j > 0:
                 nn.init.zeros_(w)
@@ -236,9 +239,7 @@ class SACM(nn.Module):
             nn.init.kaiming_normal_(self.pointwise.weight, a=1e-2)
             if self.pointwise.bias is not None:
                 nn.init.zeros_(self.pointwise.bias)
-        if self.init == "static":
-            nn.init.zeros_(self.gate[2].weight)
-            nn.init.zeros_(self.gate[2].bias)
+
 
     # ------------------------------------------------------------------ the math
     def candidate_responses(self, x: torch.Tensor) -> List[torch.Tensor]:
@@ -348,9 +349,18 @@ class SACM(nn.Module):
         the batch, ``per_sample_conv``). With the responses fingerprint π still needs the candidates' responses
         (tests only)."""
         pi = self.pi(x)
+        training = torch.is_grad_enabled() and any(t.requires_grad for t in (x, self.weights[0]))
+        if self.realization == "separable" and (training or x.shape[0] > 1):
+            # depthwise dilated candidates: kernel gradients at their taps only (per_sample_conv)
+            dilations = [self._dilation(j) for j in range(1, self.num_candidates + 1)]
+            slicewise = x.dim() == 5 and self.kernel_size[0] == 1
+            if not slicewise:
+                # depthwise mixture and pointwise in one function that keeps only x (separable_mixture.py)
+                return separable_mixture(x, pi, list(self.weights), dilations, self.pointwise.weight,
+                                         self.pointwise.bias)
+            return self._finish(per_sample_dilated_mixture(x.contiguous(), pi, list(self.weights), dilations))
         w_hat = self.embedded_kernels()  # (K, C_k, C_w_in, *R)
-        K = w_hat.shape[0]
-        w_b = (pi.to(w_hat.dtype) @ w_hat.reshape(K, -1)).reshape((-1,) + w_hat.shape[1:])  # (B, C_k, C_w_in, *R)
+        w_b = mix_kernels(pi, w_hat, torch.promote_types(x.dtype, w_hat.dtype))  # (B, C_k, C_w_in, *R)
         pad = tuple((r - 1) // 2 for r in w_hat.shape[3:])
         groups = self.in_channels if self.realization == "separable" else 1
         return self._finish(per_sample_conv(x.contiguous(), w_b, pad, groups))

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from typing import List, Optional, Tuple
 
-from nnunet_msa.cli.trainers_path import trainers_path
+from nnunet_msa.pipeline.trainers_path import trainers_path
 
 TRAINER = "nnUNetTrainerMSA2"
 

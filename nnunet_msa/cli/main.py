@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "trainers-path":
-        from nnunet_msa.cli.trainers_path import trainers_path
+        from nnunet_msa.pipeline.trainers_path import trainers_path
         print(trainers_path())
         return 0
     if args.command == "doctor":

@@ -15,6 +15,9 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MSA2 planner: nnUNetMSA2Planner (plain encoder, plans nnUNetMSA2Plans) or "
                              "nnUNetMSA2ResEncPlanner (ResEnc M encoder, plans nnUNetMSA2ResEncPlans); nnU-Net's own "
                              "planners run with nnUNetv2_plan_and_preprocess")
+    parser.add_argument("--preset", default=None,
+                        help="network preset of plans/ whose MSA2UNet options the plans get (default: msa2, "
+                             "nnUNetTrainerMSA2's); another preset writes plans <planner's plans>_<preset>")
     parser.add_argument("-gpu_memory_target", type=float, default=None,
                         help="GPU memory target in GB (default: the planner's, 8, as nnU-Net's)")
     parser.add_argument("-fpe", default="DatasetFingerprintExtractor", help="fingerprint extractor class")
@@ -34,6 +37,24 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no_pbar", action="store_true", help="no progress bars")
 
 
+def _with_preset(planner: type, args: argparse.Namespace) -> type:
+    """``planner`` planning the network of ``args.preset`` (its options in the memory estimate and the plans)."""
+    import inspect
+
+    from nnunet_msa.network.presets import DEFAULT_PRESET, preset, preset_names
+
+    if args.preset is None or args.preset == DEFAULT_PRESET:
+        return planner
+    if args.preset not in preset_names():
+        raise SystemExit(f"nnunet-msa plan: no preset {args.preset!r}; the presets are {preset_names()}")
+    options = preset(args.preset)["options"]
+    print(f"Preset {args.preset}: {options}")
+    if args.overwrite_plans_name is None:
+        default_name = inspect.signature(planner.__init__).parameters["plans_name"].default
+        args.overwrite_plans_name = f"{default_name}_{args.preset}"
+    return type(planner.__name__, (planner,), {"msa2_options": options, "__module__": planner.__module__})
+
+
 def run_plan(args: argparse.Namespace) -> int:
     """Fingerprint -> MSA2 plans -> preprocessing, as ``nnUNetv2_plan_and_preprocess -pl ...`` would."""
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprints,
@@ -41,7 +62,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
     from nnunet_msa.planning import PLANNERS
 
-    planner = PLANNERS[args.pl]
+    planner = _with_preset(PLANNERS[args.pl], args)
     print("Fingerprint extraction...")
     extract_fingerprints(args.d, args.fpe, args.npfp, args.verify_dataset_integrity, args.clean, args.verbose,
                          show_progress_bar=not args.no_pbar)

@@ -50,7 +50,8 @@ class MSA2UNet(nn.Module):
     the decoder's residual blocks at zero, MASAG as the identity on the skip: MSA2 starts close to nnU-Net's
     network and adds to it);
     placement: ``bridge_stages``, ``masag_stages``, ``sacm_stages`` (how many decoder stages, from the lowest
-    resolution up, get the module; None: all); ``recompute`` (keep only the inputs of SACM blocks and MASAG
+    resolution up, get the module; None: all); ``residual_static_stages`` (False: decoder stages without SACM are
+    nnU-Net's plain conv sequence instead of the residual form); ``recompute`` (keep only the inputs of SACM blocks and MASAG
     gates for backward and rerun them then: less memory, one more forward of those blocks); ``decoder``: "msa"
     (``MSADecoder``) or "nnunet" (nnU-Net's ``UNetDecoder`` with the bridge only, ``BridgedUNetDecoder``; it has no
     gates, so ``use_masag`` must be False, and SACM is used in the bridge only) or "qtseg" (``QTSegDecoder``:
@@ -100,7 +101,8 @@ class MSA2UNet(nn.Module):
         bridge_stages: Optional[int] = None,
         masag_stages: Optional[int] = None,
         sacm_stages: Optional[int] = None,
-        recompute: bool = False,
+        recompute: Union[bool, str] = False,
+        residual_static_stages: bool = True,
         decoder: str = "msa",
         skip_gate: Optional[str] = None,
         multiscale_conv: Optional[str] = None,
@@ -159,19 +161,23 @@ class MSA2UNet(nn.Module):
             decoder_cls = QTSegDecoder if decoder == "qtseg" else MSADecoder
             self.decoder = decoder_cls(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
                                        self.sacm_config, use_bridge, skip_gate != "none", n_bridge, bridge_stages,
-                                       masag_stages, sacm_stages, skip_gate)
+                                       masag_stages, sacm_stages, skip_gate, residual_static_stages)
         self.decoder_kind = decoder
         self.set_recompute(recompute)
 
-    def set_recompute(self, enabled: bool) -> None:
-        """Recompute the multi-scale conv blocks (SACM, DMK, selective kernel), MASAG gates and dual-mix attention
-        blocks in backward instead of keeping their activations (see ``nnunet_msa.blocks.recompute``); static blocks
-        and the encoder are nnU-Net's and keep theirs."""
-        self.recompute = bool(enabled)
+    def set_recompute(self, enabled: Union[bool, str]) -> None:
+        """Recompute in backward instead of keeping activations (``nnunet_msa.blocks.recompute``): True the
+        multi-scale conv blocks (SACM, DMK, selective kernel), the MASAG gates and the dual-mix attention blocks;
+        "gates" the gates (MASAG, dual-mix attention) only; "blocks" the multi-scale conv blocks only; False nothing.
+        Static blocks and the encoder are nnU-Net's and keep theirs."""
+        if enabled not in (False, True, "gates", "blocks"):
+            raise ValueError(f"recompute must be True, False, 'gates' or 'blocks', got {enabled!r}.")
+        self.recompute = enabled
         for m in self.decoder.modules():
-            if (isinstance(m, (MASAG, DualMixAttention))
-                    or (isinstance(m, AdaptiveConvNormAct) and m.is_multiscale)):
-                m.recompute = self.recompute
+            if isinstance(m, (MASAG, DualMixAttention)):
+                m.recompute = enabled in (True, "gates")
+            elif isinstance(m, AdaptiveConvNormAct) and m.is_multiscale:
+                m.recompute = enabled in (True, "blocks")
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
         dim = conv_dim(self.conv_op)

@@ -51,28 +51,31 @@ def stage_enabled(limit: Optional[int], stage: int, n_stages: int) -> bool:
 
 class MSADecoderStage(nn.Module):
     """(concat(up, s): (B, 2C, *S)) -> (B, C, *S): a 2C -> C block, then residual C -> C blocks (with
-    ``zero_residuals`` each residual block starts at zero output, ``init="static"``)."""
+    ``zero_residuals`` each residual block starts at zero output, ``init="static"``). ``residual=False``: the
+    blocks in sequence, as nnU-Net's decoder stage (for stages with static convs only)."""
 
-    def __init__(self, n_blocks: int, make_block, zero_residuals: bool = False) -> None:
+    def __init__(self, n_blocks: int, make_block, zero_residuals: bool = False, residual: bool = True) -> None:
         super().__init__()
         if n_blocks < 1:
             raise ValueError(f"every decoder stage needs at least one conv, got n_conv_per_stage_decoder={n_blocks}")
         self.blocks = nn.ModuleList([make_block(first=i == 0) for i in range(n_blocks)])
-        if zero_residuals:
+        self.residual = residual
+        if zero_residuals and residual:
             for block in self.blocks[1:]:
                 block.zero_init_output()
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h = self.blocks[0](h)
         for block in self.blocks[1:]:
-            h = h + block(h)
+            h = h + block(h) if self.residual else block(h)
         return h
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
         """The blocks' counts plus one map (half a unit) per residual sum, nnU-Net's planner unit."""
         n = math.prod(int(s) for s in input_size)
+        sums = len(self.blocks) - 1 if self.residual else 0
         return int(sum(b.compute_conv_feature_map_size(input_size) for b in self.blocks)
-                   + (len(self.blocks) - 1) * self.blocks[-1].output_channels * n // 2)
+                   + sums * self.blocks[-1].output_channels * n // 2)
 
 
 class MSADecoder(nn.Module):
@@ -92,11 +95,13 @@ class MSADecoder(nn.Module):
         masag_stages: Optional[int] = None,
         sacm_stages: Optional[int] = None,
         skip_gate: str = "masag",
+        residual_static_stages: bool = True,
     ) -> None:
         """``bridge_stages``, ``masag_stages``, ``sacm_stages``: in how many decoder stages, counted from the lowest
         resolution, the module is used, as a slice ``[:limit]`` of the stages: None all, 2 the two lowest, -1 all
-        but the full-resolution one. Where SACM is not used, the stage has static convs. ``masag_stages`` places
-        whichever ``skip_gate`` is chosen; ``use_masag=False`` means no gate at all."""
+        but the full-resolution one. Where SACM is not used, the stage has static convs, in residual form
+        (``residual_static_stages``) or in sequence as in nnU-Net's decoder. ``masag_stages`` places whichever
+        ``skip_gate`` is chosen; ``use_masag=False`` means no gate at all."""
         super().__init__()
         self.deep_supervision = deep_supervision
         self.encoder = encoder
@@ -139,7 +144,8 @@ class MSADecoder(nn.Module):
                                            dropout_op=encoder.dropout_op, dropout_op_kwargs=encoder.dropout_op_kwargs,
                                            **act)
 
-            stages.append(MSADecoderStage(n_conv_per_stage[s - 1], make_block, zero_residuals=sacm.init == "static"))
+            stages.append(MSADecoderStage(n_conv_per_stage[s - 1], make_block, zero_residuals=sacm.init == "static",
+                                          residual=stage_sacm.enabled or residual_static_stages))
             seg_layers.append(conv_op(c_skip, num_classes, 1, 1, 0, bias=True))
         self.transpconvs = nn.ModuleList(transpconvs)
         self.bridges = nn.ModuleList(bridges)

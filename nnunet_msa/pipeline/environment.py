@@ -5,7 +5,7 @@ import os
 import sys
 from typing import Dict, Optional
 
-from nnunet_msa.cli.trainers_path import trainer_env
+from nnunet_msa.pipeline.trainers_path import trainer_env
 
 
 def nnunet_env(workspace: str, epochs: Optional[int] = None, iterations: Optional[int] = None,

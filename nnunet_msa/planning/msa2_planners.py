@@ -16,14 +16,14 @@ from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_en
     nnUNetPlannerResEncM
 
 from nnunet_msa.network.msa2_unet import MSA2UNet
-from nnunet_msa.training.nnunet_trainer_msa2 import BALANCED_OPTIONS
+from nnunet_msa.network.presets import DEFAULT_PRESET, resolved_options
 
 
 class MSA2PlannerMixin:
     """Turns an nnU-Net planner into an MSA2 one by two hooks: the memory estimate builds the MSA2 network with
     ``msa2_options`` on the planned encoder, and the written architecture names ``MSA2UNet`` with those options."""
 
-    msa2_options: ClassVar[Dict[str, Any]] = BALANCED_OPTIONS
+    msa2_options: ClassVar[Dict[str, Any]] = resolved_options(DEFAULT_PRESET)
     encoder: ClassVar[str] = "plain"
 
     def _msa2_kwargs(self, arch_kwargs: dict) -> dict:

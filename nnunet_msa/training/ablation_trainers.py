@@ -1,5 +1,5 @@
 """The ablations of the MSA2-Net paper's table (Table 6), each one switch off ``nnUNetTrainerMSA2``'s default
-network (``BALANCED_OPTIONS``), everything else (plans, data, loss, schedule) unchanged:
+network (preset ``msa2``), everything else (plans, data, loss, schedule) unchanged; each a preset in ``plans/``:
 
     nnUNetTrainerMSA2_noBridge       skips go to the gates as they are (no MSConvBridge)
     nnUNetTrainerMSA2_noMASAG        skip and upsampled feature are concatenated without the gate
@@ -9,40 +9,13 @@ network (``BALANCED_OPTIONS``), everything else (plans, data, loss, schedule) un
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict
+from nnunet_msa.training.nnunet_trainer_msa2 import trainer_from_preset
 
-from nnunet_msa.training.nnunet_trainer_msa2 import BALANCED_OPTIONS, nnUNetTrainerMSA2
-
-
-class nnUNetTrainerMSA2_noBridge(nnUNetTrainerMSA2):
-    """MSA2 without the MSConvBridge on the skips."""
-
-    msa2_options: ClassVar[Dict[str, Any]] = {**BALANCED_OPTIONS, "use_bridge": False}
-
-
-class nnUNetTrainerMSA2_noMASAG(nnUNetTrainerMSA2):
-    """MSA2 without the MASAG gates (skip and upsampled feature concatenated as in nnU-Net)."""
-
-    msa2_options: ClassVar[Dict[str, Any]] = {**BALANCED_OPTIONS, "use_masag": False}
-
-
-class nnUNetTrainerMSA2_noSACM(nnUNetTrainerMSA2):
-    """MSA2 with static convs of the planned kernel size wherever SACM would be (bridge and decoder)."""
-
-    msa2_options: ClassVar[Dict[str, Any]] = {**BALANCED_OPTIONS, "use_sacm": False}
-
-
-class nnUNetTrainerMSA2_bridgeOnly(nnUNetTrainerMSA2):
-    """nnU-Net's UNetDecoder (static convs, no gates) with the MSConvBridge (SACM) on the skips."""
-
-    msa2_options: ClassVar[Dict[str, Any]] = {**BALANCED_OPTIONS, "decoder": "nnunet", "use_masag": False}
-
-
-class nnUNetTrainerMSA2_noTempAnneal(nnUNetTrainerMSA2):
-    """MSA2 with the SACM temperature at 1 throughout (no annealing from tau0)."""
-
-    anneal_temperature: ClassVar[bool] = False
-
+nnUNetTrainerMSA2_noBridge = trainer_from_preset("msa2_noBridge", __name__)
+nnUNetTrainerMSA2_noMASAG = trainer_from_preset("msa2_noMASAG", __name__)
+nnUNetTrainerMSA2_noSACM = trainer_from_preset("msa2_noSACM", __name__)
+nnUNetTrainerMSA2_bridgeOnly = trainer_from_preset("msa2_bridgeOnly", __name__)
+nnUNetTrainerMSA2_noTempAnneal = trainer_from_preset("msa2_noTempAnneal", __name__)
 
 ABLATION_TRAINERS = (nnUNetTrainerMSA2_noBridge, nnUNetTrainerMSA2_noMASAG, nnUNetTrainerMSA2_noSACM,
                      nnUNetTrainerMSA2_bridgeOnly, nnUNetTrainerMSA2_noTempAnneal)

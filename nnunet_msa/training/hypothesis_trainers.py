@@ -1,36 +1,14 @@
-"""The accuracy hypotheses of the input-fingerprint SACM (``python -m benchmarks.protocol``), each a trainer whose
-network differs from ``INPUT_STATIC`` in one option: the static start against He init, the input fingerprint
-against the responses fingerprint, MASAG in the lowest decoder stage only, no temperature annealing, SACM on the
-planned dense kernel (``dilated``) instead of ``separable``."""
+"""The accuracy hypotheses of the input-fingerprint SACM (``python -m benchmarks.protocol``), each a preset in
+``plans/`` (``msa2_input*.json``, ``msa2_responsesStatic.json``) differing from ``msa2_inputStatic`` in one option:
+the static start against He init, the input fingerprint against the responses fingerprint, MASAG in the lowest
+decoder stage only, no temperature annealing, SACM on the planned dense kernel (``dilated``) instead of
+``separable``, the light placement (bridge and MASAG in the lowest stage only, the full-resolution stage nnU-Net's)."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2_v1, trainer_from_preset
 
-from nnunet_msa.training.architecture_trainers import make_architecture_trainer
-from nnunet_msa.training.nnunet_trainer_msa2 import BALANCED_OPTIONS, nnUNetTrainerMSA2
-
-#: input fingerprint, kernel form, static start, the balanced placement, no recomputation
-INPUT_STATIC: Dict[str, Any] = {**BALANCED_OPTIONS, "sacm_fingerprint": "input", "init": "static",
-                                "recompute": False}
-
-nnUNetTrainerMSA2_inputStatic = make_architecture_trainer("nnUNetTrainerMSA2_inputStatic", __name__,
-                                                          **INPUT_STATIC)
-nnUNetTrainerMSA2_inputHe = make_architecture_trainer("nnUNetTrainerMSA2_inputHe", __name__,
-                                                      **{**INPUT_STATIC, "init": "he"})
-nnUNetTrainerMSA2_responsesStatic = make_architecture_trainer("nnUNetTrainerMSA2_responsesStatic", __name__,
-                                                              **{**INPUT_STATIC, "sacm_fingerprint": "responses"})
-nnUNetTrainerMSA2_inputStaticMasag1 = make_architecture_trainer("nnUNetTrainerMSA2_inputStaticMasag1", __name__,
-                                                                **{**INPUT_STATIC, "masag_stages": 1})
-nnUNetTrainerMSA2_inputStaticDilated = make_architecture_trainer(
-    "nnUNetTrainerMSA2_inputStaticDilated", __name__, **{**INPUT_STATIC, "sacm_realization": "dilated"})
-
-
-class nnUNetTrainerMSA2_inputStaticNoAnneal(nnUNetTrainerMSA2_inputStatic):
-    """``nnUNetTrainerMSA2_inputStatic`` at SACM temperature 1 throughout."""
-
-    anneal_temperature = False
-
-
-HYPOTHESIS_TRAINERS = (nnUNetTrainerMSA2_inputStatic, nnUNetTrainerMSA2_inputHe, nnUNetTrainerMSA2_responsesStatic,
-                       nnUNetTrainerMSA2_inputStaticMasag1, nnUNetTrainerMSA2_inputStaticNoAnneal,
-                       nnUNetTrainerMSA2_inputStaticDilated)
+HYPOTHESIS_PRESETS = ("msa2_inputStatic", "msa2_inputHe", "msa2_responsesStatic", "msa2_inputStaticMasag1",
+                      "msa2_inputStaticNoAnneal", "msa2_inputStaticDilated", "msa2_inputStaticLight",
+                      "msa2_inputHeLight", "msa2_inputHeLightNoAnneal")
+HYPOTHESIS_TRAINERS = (nnUNetTrainerMSA2_v1,) + tuple(trainer_from_preset(p, __name__) for p in HYPOTHESIS_PRESETS)
+globals().update({t.__name__: t for t in HYPOTHESIS_TRAINERS[1:]})

@@ -2,32 +2,23 @@
 annealing. Everything else (data, augmentation, loss, deep supervision, validation, checkpoints) is nnU-Net's."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict
+from typing import Any, ClassVar, Dict, Optional
 
 from torch import nn
 
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
+from nnunet_msa.network.presets import DEFAULT_PRESET, preset, resolved_options
 from nnunet_msa.training.network_from_plans import build_msa2_network
 from nnunet_msa.training.nonfinite_guard import NonFiniteGuardMixin
 from nnunet_msa.training.seeding import SeedFromEnvironmentMixin
 from nnunet_msa.training.temperature import annealed_temperature, set_sacm_temperature
 
 
-#: The default MSA2 placement of ``nnUNetTrainerMSA2``, chosen by the benchmark (``python -m benchmarks.run``;
-#: README, "Results"): SACM as depthwise candidates + pointwise (``separable``), one bridge block per skip, bridge,
-#: MASAG and SACM in every decoder stage but the full-resolution one, and the SACM blocks and MASAG gates recomputed
-#: in backward instead of keeping their activations. The spec-literal network (``dilated`` SACM in every decoder
-#: conv, two bridge blocks on every skip, MASAG everywhere) is ``nnUNetTrainerMSA2Full``.
-BALANCED_OPTIONS: Dict[str, Any] = {
-    "sacm_realization": "separable",
-    "n_bridge": 1,
-    "bridge_stages": -1,
-    "masag_stages": -1,
-    "sacm_stages": -1,
-    "recompute": True,
-}
+#: ``nnUNetTrainerMSA2``'s network options: the preset ``msa2`` (``plans/msa2.json``), chosen by the accuracy protocol
+#: and the cost benchmark (README, "Results"). Every other option set is a preset of its own (``plans/``).
+DEFAULT_OPTIONS: Dict[str, Any] = resolved_options(DEFAULT_PRESET)
 
 
 class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, nnUNetTrainer):
@@ -35,8 +26,8 @@ class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, nnUNetTra
 
     Class attributes (subclasses change these, never ``__init__`` arguments: nnU-Net constructs trainers with fixed
     arguments and the predictor only calls ``build_network_architecture`` on the class):
-        msa2_options: ``MSA2UNet`` options overriding the plans' (default ``BALANCED_OPTIONS``; a subclass
-            replaces the dict, e.g. ``{**BALANCED_OPTIONS, "use_bridge": False}``).
+        msa2_options: ``MSA2UNet`` options overriding the plans' (default ``DEFAULT_OPTIONS``, the preset
+            ``msa2``; ``trainer_from_preset`` makes the class of any preset in ``plans/``).
         tau0, anneal_fraction: SACM temperature from tau0 to 1 over that fraction of all iterations.
         anneal_temperature: False keeps τ = 1 throughout.
 
@@ -45,7 +36,7 @@ class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, nnUNetTra
     (``SeedFromEnvironmentMixin``).
     """
 
-    msa2_options: ClassVar[Dict[str, Any]] = BALANCED_OPTIONS
+    msa2_options: ClassVar[Dict[str, Any]] = DEFAULT_OPTIONS
     tau0: ClassVar[float] = 30.0
     anneal_fraction: ClassVar[float] = 0.1
     anneal_temperature: ClassVar[bool] = True
@@ -80,8 +71,19 @@ class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, nnUNetTra
         return super().train_step(batch)
 
 
-class nnUNetTrainerMSA2Full(nnUNetTrainerMSA2):
-    """The spec-literal MSA2 network: ``MSA2UNet``'s own defaults (``dilated`` SACM, K = 3, in every decoder conv;
-    two bridge blocks on every skip; MASAG in every stage; no recomputation). About 4x nnU-Net's FLOPs and memory."""
+def trainer_from_preset(preset_name: str, module: str, base: Optional[type] = None) -> type:
+    """The trainer class of preset ``preset_name`` (``plans/<preset_name>.json``): named by its ``trainer`` entry,
+    ``msa2_options`` its resolved options, its ``trainer_attributes`` as class attributes. Bind it to a module
+    attribute of that name so nnU-Net's lookup (training, prediction) finds it."""
+    p = preset(preset_name)
+    name = p["trainer"]
+    attributes = {"msa2_options": p["options"], "preset_name": preset_name, "__module__": module,
+                  "__qualname__": name, "__doc__": f"{p.get('description', '')} (preset ``{preset_name}``)",
+                  **p.get("trainer_attributes", {})}
+    return type(name, (base or nnUNetTrainerMSA2,), attributes)
 
-    msa2_options: ClassVar[Dict[str, Any]] = {}
+
+#: the spec-literal network (``MSA2UNet``'s own defaults; about 4x nnU-Net's FLOPs and memory)
+nnUNetTrainerMSA2Full = trainer_from_preset("msa2_full", __name__)
+#: the default until 2026-12 (responses fingerprint, bridge and MASAG in every stage but the full-resolution one)
+nnUNetTrainerMSA2_v1 = trainer_from_preset("msa2_v1", __name__)

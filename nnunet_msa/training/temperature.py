@@ -1,4 +1,4 @@
-"""SACM temperature annealing (MSA2_SPEC, "Temperature τ"): linear from τ0 to 1 over the first
+"""SACM temperature annealing (``docs/design.md``, "Temperature"): linear from τ0 to 1 over the first
 max(1, ceil(fraction · epochs · iterations)) iterations, then 1. A function of the global iteration, so a resumed
 run (``--c``) continues on the same curve."""
 from __future__ import annotations
