@@ -10,27 +10,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
+from nnunet_msa.pipeline.commands import console_script as nnunet_command
 from nnunet_msa.pipeline.commands import run_command
 from nnunet_msa.pipeline.environment import nnunet_env
+from nnunet_msa.pipeline.msd import convert_command, msd_view
 
 from benchmarks.catalog import DatasetSpec, PlanSpec
 
 PLANS_NAME = "nnUNetPlans"
-
-
-def nnunet_command(name: str) -> str:
-    """Path of an nnU-Net console script: beside this interpreter if there, else on PATH."""
-    beside = os.path.join(os.path.dirname(sys.executable), name)
-    if os.path.isfile(beside):
-        return beside
-    found = shutil.which(name)
-    if found is None:
-        raise FileNotFoundError(f"{name} not found beside {sys.executable} nor on PATH: install nnunetv2")
-    return found
 
 
 @dataclass
@@ -93,17 +83,12 @@ def _link_raw(ws: Workspace, spec: DatasetSpec) -> None:
             os.unlink(target)
         os.symlink(source, target)
         return
-    # MSD: the converter needs <dir>/TaskXX_Name with imagesTr, labelsTr, imagesTs (empty here) and dataset.json.
-    view = os.path.join(ws.root, "msd_source", spec.source_folder)
-    os.makedirs(os.path.join(view, "imagesTs"), exist_ok=True)
-    for name in ("imagesTr", "labelsTr", "dataset.json"):
-        link = os.path.join(view, name)
-        if not os.path.lexists(link):
-            os.symlink(os.path.join(source, name), link)
+    # MSD: the converter reads <dir>/TaskXX_Name with imagesTr, labelsTr, imagesTs and dataset.json (a view of links)
+    view = msd_view(source, os.path.join(ws.root, "msd_source"))
     if os.path.isdir(target):  # a conversion that did not finish (dataset.json is written last)
         shutil.rmtree(target)
-    ws.run([nnunet_command("nnUNetv2_convert_MSD_dataset"), "-i", view, "-overwrite_id", str(spec.dataset_id),
-            "-np", str(ws.n_proc)], f"convert_{spec.dataset_name}")
+    args = convert_command(view, spec.dataset_id, ws.n_proc)
+    ws.run([nnunet_command(args[0])] + args[1:], f"convert_{spec.dataset_name}")
 
 
 def prepare_dataset(ws: Workspace, spec: DatasetSpec, configurations: Sequence[str], preprocess: bool) -> None:

@@ -125,17 +125,14 @@ def planned(shared_data: Path, tmp_path_factory) -> Dict[str, str]:
     preprocessed folder."""
     import os
     from nnunet_msa.pipeline.environment import nnunet_env
+    from nnunet_msa.pipeline.msd import convert_command, msd_view
 
     ws = tmp_path_factory.mktemp("plans_ws")
     env = nnunet_env(str(ws))
     logs = ws / "logs"
     logs.mkdir()
-    msd = ws / "Task04_Hippocampus"
-    msd.mkdir()
-    for sub in ("imagesTr", "labelsTr", "dataset.json"):
-        os.symlink(shared_data / "Task04_Hippocampus" / sub, msd / sub)
-    (msd / "imagesTs").mkdir()
-    h.run(["nnUNetv2_convert_MSD_dataset", "-i", str(msd), "-np", "2"], env, logs / "convert.log")
+    msd = msd_view(str(shared_data / "Task04_Hippocampus"), str(ws))
+    h.run(convert_command(msd), env, logs / "convert.log")
     acdc = Path(env["nnUNet_raw"]) / "Dataset027_ACDC"
     acdc.mkdir(parents=True)
     for sub in ("imagesTr", "labelsTr", "dataset.json"):

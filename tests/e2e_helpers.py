@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,15 +29,10 @@ def shared_data_dir() -> Path:
 
 
 def console_script(name: str) -> str:
-    """An installed console script: next to this interpreter first (a venv not on PATH), else on PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        raise FileNotFoundError(f"{name} is neither next to {sys.executable} nor on PATH: install nnunetv2 and "
-                                f"nnunet-msa into this environment")
-    return found
+    """An installed console script (the package's own lookup: beside this interpreter, else on PATH)."""
+    from nnunet_msa.pipeline.commands import console_script as find
+
+    return find(name)
 
 
 # ------------------------------------------------------------------------------------------------ running commands

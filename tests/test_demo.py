@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -86,6 +87,9 @@ def test_demo_runs_the_real_nnunet_commands_for_both_trainers(tmp_path) -> None:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"demo failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert "nnUNetTrainerMSA2_budget" in proc.stdout and "mean Dice" in proc.stdout
+    # progress while training, read from nnU-Net's own output: one line per epoch and trainer
+    progress = re.findall(r"epoch 1/1: train loss -?[0-9.]+, pseudo-Dice [0-9.nan ]+, [0-9.]+ s/epoch, about 0 s left", proc.stdout)
+    assert len(progress) == 2, proc.stdout[-3000:]
 
     with open(workspace / "results.json") as f:
         result = json.load(f)

@@ -8,7 +8,7 @@ from torch import nn
 
 from nnunet_msa.blocks.adaptive_conv_block import AdaptiveConvNormAct
 from nnunet_msa.blocks.masag import MASAG
-from nnunet_msa.blocks.sacm import SACMConfig
+from nnunet_msa.blocks.multiscale_conv import MultiScaleConvConfig
 from nnunet_msa.network.msa2_unet import MSA2UNet
 
 NORM = dict(norm_op=nn.InstanceNorm2d, norm_op_kwargs={"eps": 1e-5, "affine": True})
@@ -41,7 +41,7 @@ def _compare(make, inputs_fn):
 def test_sacm_block_same_values_and_gradients(realization):
     torch.manual_seed(1)
     x = torch.randn(3, 6, 12, 10, dtype=torch.float64)
-    _compare(lambda: AdaptiveConvNormAct(nn.Conv2d, 6, 4, 3, SACMConfig(realization=realization), True, **NORM,
+    _compare(lambda: AdaptiveConvNormAct(nn.Conv2d, 6, 4, 3, MultiScaleConvConfig(realization=realization), True, **NORM,
                                          dropout_op=nn.Dropout2d, dropout_op_kwargs={"p": 0.3}, **ACT),
              lambda: [x])
 

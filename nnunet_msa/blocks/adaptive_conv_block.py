@@ -1,7 +1,7 @@
 """SACM -> dropout -> norm -> nonlin, the unit from which MSConvBridge and MSADecoder are built.
 
-``SACMConfig.kind`` can put another multi-scale convolution in SACM's place (``blocks/multiscale_conv.py``: FIAS's
-DMK, selective kernel). With ``SACMConfig(enabled=False)`` (or kind "static") the SACM is replaced by a static
+``MultiScaleConvConfig.kind`` can put another multi-scale convolution in SACM's place (``blocks/multiscale_conv.py``: FIAS's
+DMK, selective kernel). With ``MultiScaleConvConfig(enabled=False)`` (or kind "static") the SACM is replaced by a static
 ``conv_op`` of the planned kernel size, which makes the block identical to dynamic_network_architectures'
 ``ConvDropoutNormReLU`` (the "noSACM" ablation).
 """
@@ -17,7 +17,8 @@ from torch.nn.modules.conv import _ConvNd
 from nnunet_msa.blocks.multiscale_conv import make_multiscale_conv
 from nnunet_msa.blocks.norm_act import make_act, make_norm
 from nnunet_msa.blocks.recompute import maybe_recompute
-from nnunet_msa.blocks.sacm import SACMConfig, as_per_axis, conv_dim
+from nnunet_msa.blocks.geometry import as_per_axis, conv_dim
+from nnunet_msa.blocks.multiscale_conv import MultiScaleConvConfig
 
 
 class AdaptiveConvNormAct(nn.Module):
@@ -29,7 +30,7 @@ class AdaptiveConvNormAct(nn.Module):
         input_channels: int,
         output_channels: int,
         kernel_size: Union[int, Sequence[int]],
-        sacm: SACMConfig = SACMConfig(),
+        sacm: MultiScaleConvConfig = MultiScaleConvConfig(),
         conv_bias: bool = False,
         norm_op: Optional[Type[nn.Module]] = None,
         norm_op_kwargs: Optional[dict] = None,

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from nnunet_msa.blocks.norm_act import same_padding
-from nnunet_msa.blocks.sacm import as_per_axis, conv_dim
+from nnunet_msa.blocks.geometry import same_padding
+from nnunet_msa.blocks.geometry import as_per_axis, conv_dim
 
 
 class ContextAwareFusion(nn.Module):

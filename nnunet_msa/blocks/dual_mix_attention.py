@@ -28,9 +28,10 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from nnunet_msa.blocks.norm_act import make_norm, same_padding
+from nnunet_msa.blocks.geometry import same_padding
+from nnunet_msa.blocks.norm_act import make_norm
 from nnunet_msa.blocks.recompute import maybe_recompute
-from nnunet_msa.blocks.sacm import as_per_axis, conv_dim
+from nnunet_msa.blocks.geometry import as_per_axis, conv_dim
 
 
 def channel_self_attention(s: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:

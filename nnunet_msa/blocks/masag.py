@@ -28,7 +28,7 @@ from nnunet_msa.blocks.fast_conv import fast_conv, pointwise_conv
 from nnunet_msa.blocks.masag_interaction import masag_interaction
 from nnunet_msa.blocks.norm_act import make_act, make_norm
 from nnunet_msa.blocks.recompute import maybe_recompute
-from nnunet_msa.blocks.sacm import as_per_axis, conv_dim
+from nnunet_msa.blocks.geometry import as_per_axis, conv_dim
 
 
 def _conv_norm_act(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from torch.nn.modules.conv import _ConvNd
 from dynamic_network_architectures.building_blocks.helper import get_matching_convtransp, get_matching_pool_op
 
 from nnunet_msa.blocks.norm_act import make_norm
-from nnunet_msa.blocks.sacm import as_per_axis, conv_dim
+from nnunet_msa.blocks.geometry import as_per_axis, conv_dim
 
 
 def channel_shares(channels: int, n_levels: int, own: int) -> List[int]:

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_msa.blocks.adaptive_conv_block import AdaptiveConvNormAct
-from nnunet_msa.blocks.sacm import SACMConfig
+from nnunet_msa.blocks.multiscale_conv import MultiScaleConvConfig
 
 
 class MSConvBridge(nn.Module):
@@ -23,7 +23,7 @@ class MSConvBridge(nn.Module):
         channels: int,
         kernel_size: Union[int, Sequence[int]],
         n_bridge: int = 2,
-        sacm: SACMConfig = SACMConfig(),
+        sacm: MultiScaleConvConfig = MultiScaleConvConfig(),
         conv_bias: bool = False,
         norm_op: Optional[Type[nn.Module]] = None,
         norm_op_kwargs: Optional[dict] = None,

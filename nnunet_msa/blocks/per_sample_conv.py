@@ -12,13 +12,16 @@ ms against 1.7 ms). Both gradients are forward depthwise convolutions instead:
     ∂L/∂w_bc = conv(pad(x_bc), ∂L/∂y_bc)            (the output gradient as the kernel: an R-sized output)
 
 3D kernels of size 1 on the first axis (anisotropic (1, k, k) plans) run as 2D convolutions of the slices (depth
-folded into the batch, every slice of a sample with its sample's kernel), channels-last, with autograd's own
-backward: with the slices as a batch oneDNN's backward-weights is fast again (312 ms for a whole forward and backward
-of a 1×64×10×128×112 ACDC map, against 626 ms by the forward-conv route).
+folded into the batch, every slice of a sample with its sample's kernel), channels-last, with oneDNN's own backward
+(``_slicewise_grads``): with the slices as a batch its backward-weights is fast again (312 ms for a whole forward and
+backward of a 1×64×10×128×112 ACDC map, against 626 ms by the forward-conv route).
+
+``embed_dilated``, ``candidate_taps`` and ``_candidate_grad`` place dilated candidates on the mixed kernel's grid and
+take a grid gradient back to each candidate's taps (SACM ``separable`` in kernel form: ``separable_mixture``).
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +78,32 @@ def _slicewise_forward(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     xs = x.permute(2, 0, 1, 3, 4).reshape(D, B * C, H, W).contiguous(memory_format=torch.channels_last)
     y = F.conv2d(xs, w.reshape(B * C, 1, R[1], R[2]), None, 1, [(R[1] - 1) // 2, (R[2] - 1) // 2], 1, B * C)
     return y.reshape(D, B, C, H, W).permute(1, 2, 0, 3, 4).contiguous()
+
+
+def _slicewise_grads(x: torch.Tensor, gy: torch.Tensor, w: torch.Tensor, need_x: bool = True):
+    """∂L/∂x (B, C, D, H, W) (or None) and ∂L/∂w (B, C, 1, kh, kw) of ``_slicewise_forward``: oneDNN's backward of
+    the slice-batched 2D conv (fast there: the slices are its batch), without autograd keeping the slices."""
+    B, C, D, H, W = x.shape
+    R = w.shape[2:]
+    xs = x.permute(2, 0, 1, 3, 4).reshape(D, B * C, H, W).contiguous(memory_format=torch.channels_last)
+    gs = gy.permute(2, 0, 1, 3, 4).reshape(D, B * C, H, W).contiguous(memory_format=torch.channels_last)
+    ws = w.reshape(B * C, 1, R[1], R[2])
+    gx, gw, _ = torch.ops.aten.convolution_backward(gs, xs, ws, None, [1, 1], [(R[1] - 1) // 2, (R[2] - 1) // 2],
+                                                    [1, 1], False, [0, 0], B * C, [need_x, True, False])
+    if gx is not None:
+        gx = gx.reshape(D, B, C, H, W).permute(1, 2, 0, 3, 4).contiguous()
+    return gx, gw.reshape(B, C, *R)
+
+
+def candidate_taps(g: torch.Tensor, k: Sequence[int], d: Sequence[int]) -> torch.Tensor:
+    """The entries of a gradient on the embedded grid (B, C, *R) at one candidate's taps (kernel k, dilation d,
+    centred as ``embed_dilated`` places it): (B, C, *k)."""
+    index = [slice(None), slice(None)]
+    for ax, (kk, dd) in enumerate(zip(k, d)):
+        extent = (kk - 1) * dd + 1
+        start = (g.shape[2 + ax] - extent) // 2
+        index.append(slice(start, start + extent, dd))
+    return g[tuple(index)]
 
 
 def _depthwise_forward(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -162,44 +191,3 @@ def _candidate_grad(x: torch.Tensor, gy: torch.Tensor, k: Sequence[int], d: Sequ
     xp = F.pad(x, pads).reshape(1, B * C, *[s + 2 * ((kk - 1) // 2 * dd) for s, kk, dd in zip(x.shape[2:], k, d)])
     g = _CONV_FN[dim](xp, gy.reshape(B * C, 1, *gy.shape[2:]), None, list(d), 0, 1, B * C)
     return g.reshape(B, C, *k)
-
-
-class _DilatedMixture(torch.autograd.Function):
-    """y_b = depthwise(x_b, Σ_k π_bk · Ŵ_k): one per-sample depthwise conv with the mixed kernel; in backward the
-    kernel gradient is taken only at each candidate's taps (27 of 343 per candidate for 3 dilated 3×3×3 candidates
-    on the 7×7×7 grid)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, pi: torch.Tensor, dilations: Tuple[Tuple[int, ...], ...],
-                *weights: torch.Tensor) -> torch.Tensor:
-        ctx.dilations = dilations
-        w_b = mix_kernels(pi, embed_dilated(list(weights), dilations), x.dtype)[:, :, 0]  # (B, C, *R)
-        ctx.save_for_backward(x, pi, w_b, *weights)
-        return _depthwise_forward(x, w_b)
-
-    @staticmethod
-    def backward(ctx, gy: torch.Tensor):
-        x, pi, w_b, *weights = ctx.saved_tensors
-        gy = gy.to(x.dtype).contiguous()
-        gx = _depthwise_forward(gy, w_b.flip(list(range(2, w_b.dim())))) if ctx.needs_input_grad[0] else None
-        g_pi, g_w = [], []
-        xc = x.contiguous()
-        for j, (w, d) in enumerate(zip(weights, ctx.dilations)):
-            G = _candidate_grad(xc, gy, w.shape[2:], d)  # (B, C, *k): ∂L/∂(π_bj W_j)
-            g_w.append(torch.einsum("b,bc...->c...", pi[:, j].to(G.dtype), G).unsqueeze(1).to(w.dtype))
-            g_pi.append((G * w[:, 0].to(G.dtype)).flatten(1).sum(1))
-        return (gx, torch.stack(g_pi, dim=1).to(pi.dtype), None, *g_w)
-
-
-def per_sample_dilated_mixture(x: torch.Tensor, pi: torch.Tensor, weights: Sequence[torch.Tensor],
-                               dilations: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Σ_k π_bk · depthwise(x_b, W_k at dilation d_k) for every sample b, computed as one depthwise conv with the
-    mixed kernel (SACM's kernel form for ``separable``): x (B, C, *S), π (B, K), W_k (C, 1, *k) with odd k, per-axis
-    dilations -> (B, C, *S). (1, k, k) kernels in 3D, and one sample without autograd (prediction), run through
-    autograd's own convolution."""
-    dilations = tuple(tuple(int(v) for v in d) for d in dilations)
-    B = x.shape[0]
-    if (B == 1 and not _recording(x, pi, *weights)) or (x.dim() == 5 and all(w.shape[2] == 1 for w in weights)):
-        w_b = mix_kernels(pi, embed_dilated(list(weights), dilations), torch.promote_types(x.dtype, weights[0].dtype))
-        return per_sample_depthwise_conv(x, w_b[:, :, 0])
-    return _DilatedMixture.apply(x, pi, tuple(dilations), *weights)

@@ -28,7 +28,6 @@ by π_1 (the norm after it removes the scale).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Type, Union
 
 import torch
@@ -36,8 +35,9 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_msa.blocks.fast_conv import channels_last, fast_conv, pointwise_conv
+from nnunet_msa.blocks.geometry import as_per_axis, conv_dim
 from nnunet_msa.blocks.fused_ops import mix_candidates, spatial_mean_std
-from nnunet_msa.blocks.per_sample_conv import mix_kernels, per_sample_conv, per_sample_dilated_mixture
+from nnunet_msa.blocks.per_sample_conv import mix_kernels, per_sample_conv
 from nnunet_msa.blocks.sacm_fingerprint import input_fingerprint, input_fingerprint_size
 from nnunet_msa.blocks.separable_mixture import separable_mixture
 
@@ -45,41 +45,6 @@ REALIZATIONS = ("dilated", "dense", "separable", "shared")
 FINGERPRINTS = ("responses", "input")
 INITS = ("he", "static")
 FORMS = ("auto", "kernel", "outputs")
-_CONV_DIM = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
-
-
-@dataclass(frozen=True)
-class SACMConfig:
-    """Options of every SACM in a network.
-
-    enabled: False replaces SACM by a static ``conv_op`` of the planned kernel size (ablation "noSACM").
-    num_candidates: K, candidate receptive fields 3, 5, 7, ... on every axis planned with kernel 3.
-    realization: one of ``dilated`` (default), ``dense``, ``separable``, ``shared`` (see ``SACM``).
-    reduction: r of the gate's hidden width max(C_k // r, 8).
-    kind: which multi-scale convolution takes SACM's place (``blocks/multiscale_conv.py``): "sacm" (default),
-        "dmk", "selective_kernel" or "static"; the fields below apply to "sacm" only.
-    fingerprint: "responses" or "input" (see ``SACM``).
-    init: "he" or "static" (see ``SACM``; the network also starts its residual branches and gates at the identity).
-    form: "auto", "kernel" or "outputs": how an input-fingerprint SACM computes y.
-    """
-
-    enabled: bool = True
-    num_candidates: int = 3
-    realization: str = "dilated"
-    reduction: int = 4
-    kind: str = "sacm"
-    fingerprint: str = "responses"
-    init: str = "he"
-    form: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.realization not in REALIZATIONS:
-            raise ValueError(f"SACM realization must be one of {REALIZATIONS}, got {self.realization!r}.")
-        if self.num_candidates < 1:
-            raise ValueError(f"SACM needs at least one candidate kernel, got num_candidates={self.num_candidates}.")
-        if self.reduction < 1:
-            raise ValueError(f"SACM reduction must be >= 1, got {self.reduction}.")
-        check_options(self.realization, self.fingerprint, self.init, self.form)
 
 
 def check_options(realization: str, fingerprint: str, init: str, form: str) -> None:
@@ -94,24 +59,6 @@ def check_options(realization: str, fingerprint: str, init: str, form: str) -> N
     if fingerprint == "responses" and form == "kernel":
         raise ValueError("SACM form='kernel' needs fingerprint='input' (the responses fingerprint needs every "
                          "candidate's response before the kernel could be mixed).")
-
-
-def conv_dim(conv_op: Type[_ConvNd]) -> int:
-    """Spatial dimensionality (1, 2 or 3) of a ``torch.nn.ConvNd`` class."""
-    for cls, dim in _CONV_DIM.items():
-        if issubclass(conv_op, cls):
-            return dim
-    raise ValueError(f"conv_op must be nn.Conv1d, nn.Conv2d or nn.Conv3d, got {conv_op}.")
-
-
-def as_per_axis(value: Union[int, Sequence[int]], dim: int, name: str) -> Tuple[int, ...]:
-    """Expand a scalar to one value per spatial axis; check the length of a sequence."""
-    if isinstance(value, int):
-        return (value,) * dim
-    value = tuple(int(v) for v in value)
-    if len(value) != dim:
-        raise ValueError(f"{name} {list(value)} has {len(value)} entries but the convolution is {dim}D.")
-    return value
 
 
 class SACM(nn.Module):
@@ -353,12 +300,8 @@ class SACM(nn.Module):
         if self.realization == "separable" and (training or x.shape[0] > 1):
             # depthwise dilated candidates: kernel gradients at their taps only (per_sample_conv)
             dilations = [self._dilation(j) for j in range(1, self.num_candidates + 1)]
-            slicewise = x.dim() == 5 and self.kernel_size[0] == 1
-            if not slicewise:
-                # depthwise mixture and pointwise in one function that keeps only x (separable_mixture.py)
-                return separable_mixture(x, pi, list(self.weights), dilations, self.pointwise.weight,
-                                         self.pointwise.bias)
-            return self._finish(per_sample_dilated_mixture(x.contiguous(), pi, list(self.weights), dilations))
+            # depthwise mixture and pointwise in one function that keeps only x (separable_mixture.py)
+            return separable_mixture(x, pi, list(self.weights), dilations, self.pointwise.weight, self.pointwise.bias)
         w_hat = self.embedded_kernels()  # (K, C_k, C_w_in, *R)
         w_b = mix_kernels(pi, w_hat, torch.promote_types(x.dtype, w_hat.dtype))  # (B, C_k, C_w_in, *R)
         pad = tuple((r - 1) // 2 for r in w_hat.shape[3:])

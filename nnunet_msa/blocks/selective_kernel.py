@@ -20,8 +20,9 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_msa.blocks.fast_conv import fast_conv
-from nnunet_msa.blocks.norm_act import make_act, make_norm, same_padding
-from nnunet_msa.blocks.sacm import as_per_axis, conv_dim
+from nnunet_msa.blocks.geometry import same_padding
+from nnunet_msa.blocks.norm_act import make_act, make_norm
+from nnunet_msa.blocks.geometry import as_per_axis, conv_dim
 
 
 class SelectiveKernelConv(nn.Module):

@@ -2,7 +2,7 @@
 dataset), then run nnU-Net's real commands in subprocesses: plan and preprocess, train nnU-Net's default trainer and
 nnUNetTrainerMSA2 on one budget, predict held-out cases that no training saw, and print a Dice table.
 
-Everything goes into one workspace folder (``nnUNet_raw``, ``nnUNet_preprocessed``, ``nnUNet_results``, ``logs``,
+Everything goes into one workspace folder (by default ``~/nnunet_msa_demo``, outside any checkout; ``nnUNet_raw``, ``nnUNet_preprocessed``, ``nnUNet_results``, ``logs``,
 ``predictions``, ``heldout_labels``, ``results.json``, ``results.md``). nnU-Net's own output goes to ``logs/``.
 """
 from __future__ import annotations
@@ -11,7 +11,6 @@ import argparse
 import json
 import math
 import os
-import random
 import re
 import shutil
 import sys
@@ -22,11 +21,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from nnunet_msa.pipeline.commands import CommandFailed, run_command
 from nnunet_msa.pipeline.dice import folder_dice
 from nnunet_msa.pipeline.environment import nnunet_env
+from nnunet_msa.pipeline.msd import convert_command, converted_dataset_name, msd_cases, msd_view
 from nnunet_msa.pipeline.plans_edit import add_inherited_configuration, case_ids, write_split
+from nnunet_msa.pipeline.splits import pick_groups
 from nnunet_msa.pipeline.synthetic_dataset import SyntheticSpec, write_synthetic_dataset
+from nnunet_msa.pipeline.training_log import EpochProgress, epoch_times
 
 TRAINERS = ("nnUNetTrainer_budget", "nnUNetTrainerMSA2_budget")
-DEFAULT_WORKSPACE = "nnunet_msa_demo"
+DEFAULT_WORKSPACE = os.path.join(os.path.expanduser("~"), "nnunet_msa_demo")
 MARKER = ".nnunet_msa_demo"
 # Defaults sized so that the default run takes about 10 minutes on 2 CPU cores: an MSA2 iteration (batch 2) costs
 # about 4.5x a default nnU-Net one, and each nnU-Net command spends ~10-30 s on imports and worker start-up.
@@ -64,8 +66,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and the case selection (default 0)")
     run = parser.add_argument_group("nnU-Net run")
     run.add_argument("--workspace", default=None,
-                     help=f"folder for everything (default: ./{DEFAULT_WORKSPACE}, or ./{DEFAULT_WORKSPACE}_N if "
-                          f"that exists)")
+                     help=f"folder for everything (default: {DEFAULT_WORKSPACE}, or {DEFAULT_WORKSPACE}_N if "
+                          f"that exists and is not empty)")
     run.add_argument("--overwrite", action="store_true",
                      help="reuse --workspace from an earlier demo, deleting what that demo wrote there")
     run.add_argument("--configuration", default="3d_fullres", choices=("3d_fullres", "2d"),
@@ -214,25 +216,6 @@ def split_validation(ids: Sequence[str], n_val: int, seed: int, group_pattern: s
     return sorted(train), sorted(val)
 
 
-def group_of(case: str, pattern: str) -> str:
-    match = re.match(pattern, case)
-    return match.group(1) if match and match.groups() and match.group(1) else case
-
-
-def pick_groups(ids: Sequence[str], n: int, seed: int, pattern: str) -> Tuple[List[str], List[str]]:
-    """(picked, rest): whole groups (see ``group_of``) drawn at random until at least ``n`` cases are picked."""
-    groups: Dict[str, List[str]] = {}
-    for case in sorted(ids):
-        groups.setdefault(group_of(case, pattern), []).append(case)
-    order = sorted(groups)
-    random.Random(seed).shuffle(order)
-    picked: List[str] = []
-    while order and len(picked) < n:
-        picked += groups[order.pop(0)]
-    rest = [c for g in order for c in groups[g]]
-    return picked, rest
-
-
 def prepare_synthetic(args: argparse.Namespace, raw: str) -> DemoData:
     """Generate the synthetic dataset (training + held-out cases)."""
     spec = SyntheticSpec(shape=parse_triple(args.shape, int), spacing=parse_triple(args.spacing, float))
@@ -244,16 +227,6 @@ def prepare_synthetic(args: argparse.Namespace, raw: str) -> DemoData:
     return DemoData("synthetic", args.dataset_id, ds.dataset_dir, ds.images_ts, ds.labels_ts,
                     foreground_labels(read_dataset_json(ds.dataset_dir)["labels"]), ".nii.gz", train, val,
                     ds.test_ids)
-
-
-def msd_cases(task_dir: str) -> List[str]:
-    """Case names (without ``.nii.gz``) of an MSD task that have both an image and a label."""
-    def names(sub: str) -> set:
-        folder = os.path.join(task_dir, sub)
-        if not os.path.isdir(folder):
-            raise DemoError(f"{folder} is missing: --msd needs an MSD task folder (imagesTr, labelsTr, dataset.json)")
-        return {f[:-7] for f in os.listdir(folder) if f.endswith(".nii.gz") and not f.startswith((".", "_"))}
-    return sorted(names("imagesTr") & names("labelsTr"))
 
 
 def choose_cases(ids: Sequence[str], args: argparse.Namespace) -> Tuple[List[str], List[str]]:
@@ -269,28 +242,16 @@ def prepare_msd(args: argparse.Namespace, workspace: str, env: Dict[str, str], p
     """Link a subset of the MSD task into a task folder of the workspace (held-out images as its imagesTs) and
     convert it with nnU-Net's ``nnUNetv2_convert_MSD_dataset``; copy the held-out labels aside."""
     source = os.path.abspath(args.msd)
-    task_name = os.path.basename(source.rstrip("/"))
-    if not re.fullmatch(r"Task\d+_[^_]+", task_name):
-        raise DemoError(f"--msd {source}: the folder must be named TaskNN_Name like MSD's (e.g. Task04_Hippocampus)")
-    with open(os.path.join(source, "dataset.json")) as f:
-        meta = json.load(f)
-    selected, test = choose_cases(msd_cases(source), args)
-    subset = os.path.join(workspace, "msd_subset", task_name)
-    for sub, cases in (("imagesTr", selected), ("labelsTr", selected), ("imagesTs", test)):
-        os.makedirs(os.path.join(subset, sub))
-        for case in cases:
-            src_sub = "labelsTr" if sub == "labelsTr" else "imagesTr"
-            os.symlink(os.path.join(source, src_sub, case + ".nii.gz"), os.path.join(subset, sub, case + ".nii.gz"))
-    meta["numTraining"], meta["numTest"] = len(selected), len(test)
-    meta["training"] = [{"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"} for c in selected]
-    meta["test"] = [f"./imagesTs/{c}.nii.gz" for c in test]
-    with open(os.path.join(subset, "dataset.json"), "w") as f:
-        json.dump(meta, f, indent=2)
+    try:
+        selected, test = choose_cases(msd_cases(source), args)
+        subset = msd_view(source, os.path.join(workspace, "msd_subset"), train=selected, test=test)
+    except (FileNotFoundError, ValueError) as e:
+        raise DemoError(f"--msd {source}: {e}") from e
     log = os.path.join(workspace, "logs", "convert_MSD_dataset.log")
-    progress.step(f"nnUNetv2_convert_MSD_dataset: {len(selected)} cases + {len(test)} held-out of {task_name}", log)
-    run_command(["nnUNetv2_convert_MSD_dataset", "-i", subset, "-overwrite_id", str(args.dataset_id),
-                 "-np", str(args.processes)], env, log_path=log, echo=args.verbose)
-    dataset_dir = os.path.join(env["nnUNet_raw"], f"Dataset{args.dataset_id:03d}_{task_name.split('_')[1]}")
+    progress.step(f"nnUNetv2_convert_MSD_dataset: {len(selected)} cases + {len(test)} held-out of "
+                  f"{os.path.basename(subset)}", log)
+    run_command(convert_command(subset, args.dataset_id, args.processes), env, log_path=log, echo=args.verbose)
+    dataset_dir = os.path.join(env["nnUNet_raw"], converted_dataset_name(subset, args.dataset_id))
     labels_dir = copy_labels(source, "labelsTr", test, ".nii.gz", workspace)
     train, val = split_validation(selected, args.val_cases, args.seed, args.group_pattern)
     return DemoData("msd:" + source, args.dataset_id, dataset_dir, os.path.join(dataset_dir, "imagesTs"),
@@ -408,8 +369,15 @@ def train(trainer: str, configuration: str, data: DemoData, env: Dict[str, str],
     log = os.path.join(workspace, "logs", f"train_{trainer}.log")
     progress.step(f"nnUNetv2_train {data.dataset_id} {configuration} 0 -tr {trainer} -device cpu: "
                   f"{args.epochs} epochs x {args.iterations} iterations", log)
+    epochs = EpochProgress(args.epochs)
+
+    def show(line: str) -> None:
+        summary = epochs.feed(line)
+        if summary and not args.verbose:
+            progress.say("  " + summary)
+
     seconds = run_command(["nnUNetv2_train", str(data.dataset_id), configuration, "0", "-tr", trainer,
-                           "-device", "cpu"], env, log_path=log, echo=args.verbose)
+                           "-device", "cpu"], env, log_path=log, echo=args.verbose, on_line=show)
     progress.say(f"  trained in {seconds:.0f} s")
     return seconds
 
@@ -428,12 +396,6 @@ def predict(trainer: str, configuration: str, data: DemoData, env: Dict[str, str
     seconds = run_command(cmd, env, log_path=log, echo=args.verbose)
     progress.say(f"  predicted in {seconds:.0f} s")
     return out, seconds
-
-
-def epoch_times(log_path: str) -> List[float]:
-    """nnU-Net's ``Epoch time: X s`` values from a training log."""
-    with open(log_path) as f:
-        return [float(m) for m in re.findall(r"Epoch time: ([0-9.]+) s", f.read())]
 
 
 def nanmean(values: Sequence[float]) -> Optional[float]:

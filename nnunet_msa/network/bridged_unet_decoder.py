@@ -13,7 +13,8 @@ from dynamic_network_architectures.building_blocks.residual_encoders import Resi
 from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 
 from nnunet_msa.blocks.ms_conv_bridge import MSConvBridge
-from nnunet_msa.blocks.sacm import SACMConfig, as_per_axis, conv_dim
+from nnunet_msa.blocks.geometry import as_per_axis, conv_dim
+from nnunet_msa.blocks.multiscale_conv import MultiScaleConvConfig
 from nnunet_msa.network.msa_decoder import skip_spatial_sizes, stage_enabled
 
 
@@ -27,7 +28,7 @@ class BridgedUNetDecoder(UNetDecoder):
         num_classes: int,
         n_conv_per_stage: Union[int, Sequence[int]],
         deep_supervision: bool,
-        sacm: SACMConfig = SACMConfig(),
+        sacm: MultiScaleConvConfig = MultiScaleConvConfig(),
         n_bridge: int = 2,
         bridge_stages: Optional[int] = None,
         nonlin_first: bool = False,

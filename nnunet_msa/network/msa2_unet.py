@@ -25,7 +25,8 @@ from nnunet_msa.blocks.dual_mix_attention import DualMixAttention
 from nnunet_msa.blocks.masag import MASAG
 from nnunet_msa.blocks.mlfd import MultiLevelFeatureDistribution
 from nnunet_msa.blocks.multiscale_conv import check_multiscale_conv
-from nnunet_msa.blocks.sacm import SACMConfig, conv_dim
+from nnunet_msa.blocks.geometry import conv_dim
+from nnunet_msa.blocks.multiscale_conv import MultiScaleConvConfig
 from nnunet_msa.blocks.skip_gates import check_skip_gate
 from nnunet_msa.network.bridged_unet_decoder import BridgedUNetDecoder
 from nnunet_msa.network.msa_decoder import MSADecoder
@@ -126,7 +127,7 @@ class MSA2UNet(nn.Module):
         if skip_redistribution not in SKIP_REDISTRIBUTIONS:
             raise ValueError(f"skip_redistribution must be one of {SKIP_REDISTRIBUTIONS}, got {skip_redistribution!r}.")
         self.skip_gate, self.multiscale_conv, self.skip_redistribution = skip_gate, multiscale_conv, skip_redistribution
-        self.sacm_config = SACMConfig(multiscale_conv != "static", sacm_candidates, sacm_realization, sacm_reduction,
+        self.sacm_config = MultiScaleConvConfig(multiscale_conv != "static", sacm_candidates, sacm_realization, sacm_reduction,
                                       kind=multiscale_conv, fingerprint=sacm_fingerprint, init=init, form=sacm_form)
         common = dict(conv_bias=conv_bias, norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, dropout_op=dropout_op,
                       dropout_op_kwargs=dropout_op_kwargs, nonlin=nonlin, nonlin_kwargs=nonlin_kwargs,

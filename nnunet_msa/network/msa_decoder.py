@@ -7,7 +7,7 @@ Per decoder stage, lowest resolution first, as dynamic_network_architectures' ``
     h  = blocks(concat(up, s))                        (SACM -> norm -> nonlin; first 2C -> C, later residual)
     seg = Conv1x1(h)                                  (a head per stage, always built)
 
-``skip_gate`` puts another gate in MASAG's place (``blocks/skip_gates.py``) and ``SACMConfig.kind`` another
+``skip_gate`` puts another gate in MASAG's place (``blocks/skip_gates.py``) and ``MultiScaleConvConfig.kind`` another
 multi-scale conv in SACM's (``blocks/multiscale_conv.py``).
 
 With ``deep_supervision`` the forward returns n_stages - 1 outputs, highest resolution first (what nnU-Net's deep
@@ -29,7 +29,8 @@ from dynamic_network_architectures.building_blocks.residual_encoders import Resi
 
 from nnunet_msa.blocks.adaptive_conv_block import AdaptiveConvNormAct
 from nnunet_msa.blocks.ms_conv_bridge import MSConvBridge
-from nnunet_msa.blocks.sacm import SACMConfig, as_per_axis, conv_dim
+from nnunet_msa.blocks.geometry import as_per_axis, conv_dim
+from nnunet_msa.blocks.multiscale_conv import MultiScaleConvConfig
 from nnunet_msa.blocks.skip_gates import check_skip_gate, make_skip_gate
 
 
@@ -87,7 +88,7 @@ class MSADecoder(nn.Module):
         num_classes: int,
         n_conv_per_stage: Union[int, Sequence[int]],
         deep_supervision: bool,
-        sacm: SACMConfig = SACMConfig(),
+        sacm: MultiScaleConvConfig = MultiScaleConvConfig(),
         use_bridge: bool = True,
         use_masag: bool = True,
         n_bridge: int = 2,

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from nnunet_msa.blocks.dual_mix_attention import DualMixAttention
-from nnunet_msa.blocks.sacm import as_per_axis, conv_dim
+from nnunet_msa.blocks.geometry import as_per_axis, conv_dim
 from nnunet_msa.network.msa_decoder import MSADecoder, skip_spatial_sizes
 
 

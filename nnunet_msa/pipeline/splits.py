@@ -1,6 +1,6 @@
 """Case splits that keep one patient's cases together (ACDC's frames), seeded and deterministic.
 
-Used by the demo (training/validation), the benchmarks (training/validation at an equal budget) and the accuracy
+Used by the demo (held-out and validation cases), the benchmarks (training/validation at an equal budget) and the accuracy
 protocol (a held-back test set that no training run sees)."""
 from __future__ import annotations
 
@@ -66,3 +66,16 @@ def holdout_split(ids: Sequence[str], test_fraction: float, pattern: Optional[st
     test = sorted(c for k in keys[:n_test] for c in groups[k])
     pool = sorted(c for k in keys[n_test:] for c in groups[k])
     return pool, test
+
+
+def pick_groups(ids: Sequence[str], n: int, seed: int, pattern: Optional[str]) -> Tuple[List[str], List[str]]:
+    """(picked, rest): whole groups (``group_of``), shuffled by ``seed``, taken until at least ``n`` cases are
+    picked (the demo's held-out and validation cases)."""
+    groups = groups_of(ids, pattern)
+    order = list(groups)
+    random.Random(seed).shuffle(order)
+    picked: List[str] = []
+    while order and len(picked) < n:
+        picked += groups[order.pop(0)]
+    rest = [c for g in order for c in groups[g]]
+    return picked, rest
