@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2, trainer_from_preset
+from nnunet_msa.training.trainer_subclass import trainer_subclass
 
 nnUNetTrainerFIAS = trainer_from_preset("fias", __name__)
 nnUNetTrainerQTSeg = trainer_from_preset("qtseg", __name__)
@@ -44,5 +45,5 @@ def make_architecture_trainer(name: str, module: str, base: type = nnUNetTrainer
     from nnunet_msa.training.network_from_plans import check_msa2_options
 
     check_msa2_options(options)
-    return type(name, (base,), {"msa2_options": {**base.msa2_options, **options}, "__module__": module,
-                                "__qualname__": name, "__doc__": f"MSA2UNet with {options}."})
+    return trainer_subclass(name, (base,), module, f"MSA2UNet with {options}.",
+                            msa2_options={**base.msa2_options, **options})

@@ -22,6 +22,7 @@ from nnunet_msa.training.architecture_trainers import ARCHITECTURE_TRAINERS
 from nnunet_msa.training.hypothesis_trainers import HYPOTHESIS_TRAINERS
 from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2, nnUNetTrainerMSA2Full
 from nnunet_msa.training.seeding import SeedFromEnvironmentMixin
+from nnunet_msa.training.trainer_subclass import trainer_subclass
 
 
 def _env_int(name: str, default: int) -> int:
@@ -66,8 +67,7 @@ class nnUNetTrainerMSA2Full_budget(_BudgetMixin, nnUNetTrainerMSA2Full):
 def make_budget_variant(base: type, module: str = __name__) -> type:
     """``{base.__name__}_budget``: ``base`` on the environment's budget."""
     name = f"{base.__name__}_budget"
-    return type(name, (_BudgetMixin, base), {"__module__": module, "__qualname__": name,
-                                             "__doc__": f"{base.__name__} on the environment's budget."})
+    return trainer_subclass(name, (_BudgetMixin, base), module, f"{base.__name__} on the environment's budget.")
 
 
 ABLATION_BUDGET_TRAINERS = {}

@@ -9,6 +9,7 @@ from typing import ClassVar, Dict, Tuple, Type
 import torch
 
 from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2
+from nnunet_msa.training.trainer_subclass import trainer_subclass
 
 EPOCH_VARIANTS: Tuple[int, ...] = (1, 5, 10, 20, 50, 100, 250, 500, 2000)
 
@@ -30,9 +31,8 @@ def make_epoch_variant(base: Type[nnUNetTrainerMSA2], epochs: int, module: str =
     if epochs < 1:
         raise ValueError(f"an epoch variant needs at least 1 epoch, got {epochs}")
     name = f"{base.__name__}_{epochs}epochs"
-    return type(name, (FixedEpochsMixin, base), {
-        "fixed_num_epochs": epochs, "__module__": module, "__qualname__": name,
-        "__doc__": f"{base.__name__} for {epochs} epochs (nnU-Net's default is 1000)."})
+    return trainer_subclass(name, (FixedEpochsMixin, base), module,
+                            f"{base.__name__} for {epochs} epochs (nnU-Net's default is 1000).", fixed_num_epochs=epochs)
 
 
 EPOCH_TRAINERS: Dict[str, type] = {}

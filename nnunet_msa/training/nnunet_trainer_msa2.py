@@ -14,6 +14,7 @@ from nnunet_msa.training.network_from_plans import build_msa2_network
 from nnunet_msa.training.nonfinite_guard import NonFiniteGuardMixin
 from nnunet_msa.training.seeding import SeedFromEnvironmentMixin
 from nnunet_msa.training.temperature import annealed_temperature, set_sacm_temperature
+from nnunet_msa.training.trainer_subclass import trainer_subclass
 
 
 #: ``nnUNetTrainerMSA2``'s network options: the preset ``msa2`` (``plans/msa2.json``), chosen by the accuracy protocol
@@ -77,10 +78,9 @@ def trainer_from_preset(preset_name: str, module: str, base: Optional[type] = No
     attribute of that name so nnU-Net's lookup (training, prediction) finds it."""
     p = preset(preset_name)
     name = p["trainer"]
-    attributes = {"msa2_options": p["options"], "preset_name": preset_name, "__module__": module,
-                  "__qualname__": name, "__doc__": f"{p.get('description', '')} (preset ``{preset_name}``)",
-                  **p.get("trainer_attributes", {})}
-    return type(name, (base or nnUNetTrainerMSA2,), attributes)
+    return trainer_subclass(name, (base or nnUNetTrainerMSA2,), module,
+                            f"{p.get('description', '')} (preset ``{preset_name}``)", msa2_options=p["options"],
+                            preset_name=preset_name, **p.get("trainer_attributes", {}))
 
 
 #: the spec-literal network (``MSA2UNet``'s own defaults; about 4x nnU-Net's FLOPs and memory)
