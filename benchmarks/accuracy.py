@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 from dataclasses import asdict, dataclass, replace
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional
 
 from nnunet_msa.pipeline.plans_edit import add_inherited_configuration, case_ids, write_split
 from nnunet_msa.pipeline.splits import grouped_split, separator_pattern

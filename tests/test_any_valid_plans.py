@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -32,7 +32,9 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
+from nnunet_msa.blocks.sacm import SACM
 from nnunet_msa.network.msa2_unet import MSA2UNet
+from nnunet_msa.planning.candidate_plan import plan_sacm_dilations
 from nnunet_msa.training.network_from_plans import build_msa2_network
 from nnunet_msa.training.nnunet_trainer_msa2 import DEFAULT_OPTIONS, nnUNetTrainerMSA2, nnUNetTrainerMSA2Full
 
@@ -69,6 +71,8 @@ class Plan:
     batch: int
     factors: Tuple[int, ...]                      # input size per axis = cumulative stride * factor
     options: str                                  # key of OPTIONS
+    #: structure span (p10, p90 per axis, full-resolution voxels) the candidates are planned from, or None (fixed)
+    extents: Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]] = None
 
     @property
     def n_stages(self) -> int:
@@ -106,10 +110,19 @@ class Plan:
                     "dropout_op_kwargs": None,
                     "nonlin": "torch.nn.LeakyReLU",
                     "nonlin_kwargs": {"inplace": True},
+                    **self.planned_candidates(),
                 },
                 "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
             },
         }
+
+    def planned_candidates(self) -> Dict[str, Any]:
+        """``sacm_dilations`` as the MSA2 planners write them (issue 19), when the plan has a structure span."""
+        if self.extents is None:
+            return {}
+        k = int(OPTIONS[self.options].get("sacm_candidates", 3))
+        return {"sacm_dilations": plan_sacm_dilations(self.kernels, self.strides, self.patch, self.extents[0],
+                                                      self.extents[1], k)}
 
 
 @st.composite
@@ -132,6 +145,10 @@ def plans(draw: st.DrawFn, dim: int) -> Plan:
     # nnU-Net's planner never plans it (it keeps the bottleneck edges >= 4).
     assume(math.prod(factors) > 1)
     per_stage = st.integers(1, 2)
+    extents = None
+    if draw(st.booleans()):  # candidates planned from a drawn structure span
+        lo = tuple(draw(st.floats(0.5, 40.0)) for _ in range(dim))
+        extents = (lo, tuple(l * draw(st.floats(1.0, 4.0)) for l in lo))
     return Plan(
         dim=dim,
         encoder=draw(st.sampled_from(["plain", "residual"])),
@@ -144,6 +161,7 @@ def plans(draw: st.DrawFn, dim: int) -> Plan:
         batch=draw(st.integers(1, 2)),
         factors=factors,
         options=draw(st.sampled_from(sorted(OPTIONS))),
+        extents=extents,
     )
 
 
@@ -156,10 +174,11 @@ def _deep_supervision_scales(cm: ConfigurationManager) -> List[List[float]]:
 # residual encoder; stride 1 everywhere (no pooling at all); kernel 1 everywhere; anisotropic 2D.
 CORNERS = [
     Plan(3, "residual", ((1, 3, 3),) * 7, ((1, 1, 1),) + ((1, 2, 2),) * 2 + ((2, 2, 1),) * 2 + ((1, 1, 2),) * 2,
-         (1, 2, 2, 2, 2, 2, 2), (1,) * 6, 4, 3, 2, (2, 1, 2), "spec"),
+         (1, 2, 2, 2, 2, 2, 2), (1,) * 6, 4, 3, 2, (2, 1, 2), "spec", ((1.0, 3.0, 2.0), (6.0, 90.0, 40.0))),
     Plan(3, "plain", ((3, 3, 3),) * 4, ((1, 1, 1),) * 4, (2,) * 4, (2,) * 3, 1, 2, 1, (2, 2, 2), "balanced"),
     Plan(2, "residual", ((1, 1),) * 3, ((1, 1), (2, 2), (2, 2)), (1, 1, 2), (1, 1), 2, 4, 2, (2, 1), "spec"),
-    Plan(2, "plain", ((3, 1),) * 7, ((1, 1),) + ((2, 1),) * 6, (1,) * 7, (2,) * 6, 3, 1, 1, (1, 2), "balanced"),
+    Plan(2, "plain", ((3, 1),) * 7, ((1, 1),) + ((2, 1),) * 6, (1,) * 7, (2,) * 6, 3, 1, 1, (1, 2), "balanced",
+         ((4.0, 1.0), (300.0, 2.0))),
 ]
 
 
@@ -198,7 +217,8 @@ def check_against_nnunet(plan: Plan) -> None:
     options = OPTIONS[plan.options]
     x = torch.randn(plan.batch, plan.input_channels, *plan.patch)
 
-    reference = get_network_from_plans(cm.network_arch_class_name, cm.network_arch_init_kwargs,
+    nnunet_kwargs = {k: v for k, v in cm.network_arch_init_kwargs.items() if k != "sacm_dilations"}
+    reference = get_network_from_plans(cm.network_arch_class_name, nnunet_kwargs,
                                        cm.network_arch_init_kwargs_req_import, plan.input_channels,
                                        plan.output_channels, deep_supervision=True).eval()
     with torch.no_grad():
@@ -209,6 +229,13 @@ def check_against_nnunet(plan: Plan) -> None:
 
     net = build_msa2_network(cm, plan.input_channels, plan.output_channels, True, **options)
     assert isinstance(net, MSA2UNet) and net.encoder_type == plan.encoder
+    planned = plan.planned_candidates().get("sacm_dilations")
+    if planned is not None:  # every SACM of decoder stage s (its blocks and bridge) has the level's candidates
+        for part in ("stages", "bridges"):
+            for s, stage in enumerate(getattr(net.decoder, part)):
+                for m in stage.modules():
+                    if isinstance(m, SACM):
+                        assert [list(d) for d in m.dilations] == planned[-(s + 1)], (part, s)
     net.train()
     out = net(x)
     assert isinstance(out, list)
@@ -240,7 +267,8 @@ def test_single_voxel_bottleneck_is_invalid_for_nnunet(encoder: str) -> None:
     exclusion becoming stale, e.g. if a future nnU-Net accepted it and MSA2 then had to as well)."""
     plan = Plan(2, encoder, ((3, 3),) * 3, ((1, 1), (2, 2), (2, 2)), (1, 1, 1), (1, 1), 1, 2, 1, (1, 1), "spec")
     cm = ConfigurationManager(plan.configuration())
-    reference = get_network_from_plans(cm.network_arch_class_name, cm.network_arch_init_kwargs,
+    nnunet_kwargs = {k: v for k, v in cm.network_arch_init_kwargs.items() if k != "sacm_dilations"}
+    reference = get_network_from_plans(cm.network_arch_class_name, nnunet_kwargs,
                                        cm.network_arch_init_kwargs_req_import, 1, 2, deep_supervision=True)
     with pytest.raises(ValueError, match="more than 1 spatial element"):
         reference(torch.randn(1, 1, *plan.patch))

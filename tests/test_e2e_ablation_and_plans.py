@@ -90,10 +90,13 @@ def test_plan_preprocesses_exactly_as_nnunet(hippocampus, msa2_plans):
 
 @pytest.mark.parametrize("trainer", ["nnUNetTrainerMSA2_budget", "nnUNetTrainer_budget"])
 def test_msa2_plans_train_and_predict(hippocampus, e2e_workspace, msa2_plans, trainer):
-    """``-p nnUNetMSA2Plans`` trains the MSA2 network with our trainer and with nnU-Net's plain trainer."""
+    """``-p nnUNetMSA2Plans`` trains the MSA2 network with our trainer and with nnU-Net's plain trainer, with SACM's
+    candidates planned from the labels (issue 19): the checkpoint's plans carry them and its weights fit them."""
     ran = _train_and_predict(hippocampus, e2e_workspace, trainer, msa2_plans, plans="nnUNetMSA2Plans")
     keys = ran["checkpoint"]["network_weights"].keys()
     assert any("gates.0" in k for k in keys) and any("bridges.0.blocks" in k for k in keys), sorted(keys)[:30]
+    saved = ran["checkpoint"]["init_args"]["plans"]["configurations"]["2d"]["architecture"]["arch_kwargs"]
+    assert len(saved["sacm_dilations"]) == saved["n_stages"] - 1
 
 
 @pytest.mark.parametrize("configuration", ["3d_fullres"])  # 2d: benchmarks.run measures it (~70 s more here)

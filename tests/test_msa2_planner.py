@@ -116,3 +116,80 @@ def test_plan_command_rejects_an_unknown_planner(capsys):
         main(["plan", "-d", "4", "-pl", "nnUNetPlannerResEncL"])
     err = capsys.readouterr().err
     assert "nnUNetMSA2Planner" in err and "invalid choice" in err
+
+
+def _sacm_dilations_per_stage(net: MSA2UNet) -> dict:
+    """{(part, decoder stage): [dilations of each SACM there]} of a built network."""
+    from nnunet_msa.blocks.sacm import SACM
+
+    out = {}
+    for part in ("stages", "bridges"):
+        for s, stage in enumerate(getattr(net.decoder, part)):
+            found = [[list(d) for d in m.dilations] for m in stage.modules() if isinstance(m, SACM)]
+            if found:
+                out[(part, s)] = found
+    return out
+
+
+@pytest.mark.parametrize("dataset_id", ["4", "27"])
+def test_plans_carry_candidates_planned_from_the_labels(planned, dataset_id):
+    """Issue 19: ``nnunet-msa plan`` writes SACM's candidates per decoder stage, planned from the structure extents
+    of the training labels (re-read here from the raw labels), prints them, and both trainers build them."""
+    from nnunet_msa.planning.candidate_plan import plan_sacm_dilations
+    from nnunet_msa.planning.planned_configuration import raw_dataset_extents
+
+    folder = planned[dataset_id]
+    workspace = os.path.dirname(os.path.dirname(folder))
+    with open(os.path.join(folder, "dataset.json")) as f:
+        heads = PlansManager(_load(folder, "nnUNetPlans")).get_label_manager(json.load(f)).num_segmentation_heads
+    raw = os.path.join(workspace, "nnUNet_raw", os.path.basename(folder))
+    for plans_name, planner in MSA2_PLANNERS.items():
+        plans = _load(folder, plans_name)
+        transpose = plans["transpose_forward"]
+        extents = raw_dataset_extents(raw, transpose[0])
+        with open(os.path.join(workspace, "logs", f"plan_{dataset_id}_{planner}.log")) as f:
+            log = f.read()
+        pm = PlansManager(plans)
+        for c in ("2d", "3d_fullres"):
+            cfg = plans["configurations"][c]
+            kw = cfg["architecture"]["arch_kwargs"]
+            span = cfg["msa2_structure_extents"]
+            lo, hi = extents.in_configuration_voxels("2d" if c == "2d" else "3d", transpose, cfg["spacing"])
+            np.testing.assert_allclose(span["p10"], lo, atol=0.01)
+            np.testing.assert_allclose(span["p90"], hi, atol=0.01)
+            dilations = kw["sacm_dilations"]
+            assert dilations == plan_sacm_dilations(kw["kernel_sizes"], kw["strides"], cfg["patch_size"], lo, hi, 3)
+            assert len(dilations) == kw["n_stages"] - 1
+            for level, kernel in zip(dilations, kw["kernel_sizes"]):
+                assert level[0] == [1] * len(kernel), "the first candidate is the local (nnU-Net's) conv"
+                assert all(d == 1 for cand in level for d, k in zip(cand, kernel) if k == 1)
+            assert f"{c}: structures" in log and "receptive fields" in log
+            cm = pm.get_configuration(c)
+            ours = nnUNetTrainerMSA2.build_network_architecture(pm, cm, 1, heads, True)
+            theirs = nnUNetTrainer.build_network_architecture(pm, cm, 1, heads, True)
+            built = _sacm_dilations_per_stage(ours)
+            assert built and built == _sacm_dilations_per_stage(theirs)
+            for (part, s), found in built.items():
+                assert all(d == dilations[-(s + 1)] for d in found), (c, part, s)
+    # what the data says: hippocampi are 10-40 voxels long at 1 mm; ACDC's hearts wider than the fixed 7 voxels, so
+    # some planned candidate differs from the fixed 1, 2, 3
+    span3d = _load(folder, "nnUNetMSA2Plans")["configurations"]["3d_fullres"]["msa2_structure_extents"]
+    if dataset_id == "4":
+        assert all(10 <= v <= 40 for v in span3d["p90"])
+    else:
+        kw = _load(folder, "nnUNetMSA2Plans")["configurations"]["2d"]["architecture"]["arch_kwargs"]
+        assert max(d for level in kw["sacm_dilations"] for cand in level for d in cand) == 4
+
+
+def test_fixed_candidates_on_request(planned):
+    """``--candidates fixed`` plans ``nnUNetMSA2Plans_fixedRF`` without ``sacm_dilations`` (SACM's 3, 5, 7)."""
+    from nnunet_msa.pipeline.environment import nnunet_env
+
+    folder = planned["4"]
+    workspace = os.path.dirname(os.path.dirname(folder))
+    ran = h.run([h.console_script("nnunet-msa"), "plan", "-d", "4", "--candidates", "fixed", "--no_pp", "--no_pbar",
+                 "-npfp", "2"], nnunet_env(workspace), os.path.join(workspace, "logs", "plan_4_fixed.log"))
+    assert "receptive fields" not in ran.output
+    plans = _load(folder, "nnUNetMSA2Plans_fixedRF")
+    for c in ("2d", "3d_fullres"):
+        assert "sacm_dilations" not in plans["configurations"][c]["architecture"]["arch_kwargs"]

@@ -79,18 +79,19 @@ def test_interpolation_between_budgets():
 
 @pytest.mark.e2e
 def test_protocol_end_to_end_tiny(shared_data, tmp_path):
-    """The whole protocol through the real commands: 2 iterations, 2 seeds, 3 test cases, nnU-Net and MSA2; then
-    the same command again trains nothing (every run cached), and the report compares the two."""
+    """The whole protocol through the real commands: 2 iterations, 2 seeds, 3 test cases, nnU-Net, MSA2 and MSA2
+    with candidates planned from the labels (issue 19); then the same command again trains nothing (every run
+    cached), and the report compares them."""
     results, workspace = tmp_path / "records", tmp_path / "ws"
     cmd = [sys.executable, "-m", "benchmarks.protocol", "--data", str(shared_data), "--workspace", str(workspace),
            "--results", str(results), "--iterations", "2", "--iterations-per-epoch", "2", "--seeds", "0,1",
            "--max-test-cases", "3", "--max-train-cases", "10", "--bootstrap", "500",
-           "--trainers", "nnUNetTrainer,nnUNetTrainerMSA2"]
+           "--trainers", "nnUNetTrainer,nnUNetTrainerMSA2,nnUNetTrainerMSA2+plannedRF"]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     first = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     records = sorted((results / "hippocampus_2d").glob("*.json"))
-    assert len(records) == 4, [r.name for r in records]
+    assert len(records) == 6, [r.name for r in records]
     for path in records:
         rec = json.loads(path.read_text())
         assert len(rec["test_dice"]) == 3 and rec["epochs"] == 1
@@ -104,10 +105,21 @@ def test_protocol_end_to_end_tiny(shared_data, tmp_path):
     mtimes = [p.stat().st_mtime for p in records]
     second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stdout[-3000:]
-    assert second.stdout.count("cached:") == 4 and "run:" not in second.stdout
+    assert second.stdout.count("cached:") == 6 and "run:" not in second.stdout
     assert [p.stat().st_mtime for p in records] == mtimes
     report = json.loads((results / "hippocampus_2d_report.json").read_text())
     msa2 = next(r for r in report["rows"] if r["trainer"] == "nnUNetTrainerMSA2")
     assert msa2["seeds"] == [0, 1] and msa2["diff_equal_iterations"]["n_cases"] == 3
+    planned = next(r for r in report["rows"] if r["trainer"] == "nnUNetTrainerMSA2+plannedRF")
+    assert planned["label"] == "nnUNetTrainerMSA2+plannedRF" and planned["seeds"] == [0, 1]
+    # the planned run trained (and predicted with) the network of the planned candidates, as its plans say
+    rec = json.loads(next(p for p in records if p.name.startswith("nnUNetTrainerMSA2+plannedRF")).read_text())
+    assert rec["configuration"] == "2d_protocol_b32_rf"
+    model_plans = json.loads(next(Path(rec["run_folder"]).rglob("plans.json")).read_text())
+    cfg = model_plans["configurations"]["2d_protocol_b32_rf"]
+    assert cfg["inherits_from"] == "2d" and cfg["batch_size"] == 32
+    dilations = cfg["architecture"]["arch_kwargs"]["sacm_dilations"]
+    assert len(dilations) == cfg["architecture"]["arch_kwargs"]["n_stages"] - 1
+    assert all(c[0] == [1, 1] for c in dilations), "the first candidate is the local conv"
     assert (results / "hippocampus_2d_dice_vs_time.png").stat().st_size > 1000
     assert "Δ vs nnU-Net, equal iterations" in (results / "hippocampus_2d_report.md").read_text()

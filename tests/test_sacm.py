@@ -51,9 +51,9 @@ def naive_sacm(m: SACM, x: torch.Tensor) -> torch.Tensor:
             if m.realization == "dense":
                 dil = [1] * dim
                 pad = [(s - 1) // 2 for s in w.shape[2:]]
-            else:  # dilated, shared, separable: k taps at dilation j on axes with kernel > 1
-                dil = [j if k > 1 else 1 for k in m.kernel_size]
-                pad = [j * (k - 1) // 2 for k in m.kernel_size]
+            else:  # dilated, shared, separable: k taps at candidate j's dilation (j, or planned) on axes with k > 1
+                dil = list(m.dilations[j - 1])
+                pad = [d * (k - 1) // 2 for d, k in zip(dil, m.kernel_size)]
             groups = m.in_channels if m.realization == "separable" else 1
             responses.append(FN[dim](xb, w, None, 1, pad, dil, groups)[0])  # (C_k, *S)
         stats = []
@@ -100,6 +100,42 @@ def test_both_forms_equal_naive_loop(realization, dim, kernel, size, fingerprint
         torch.testing.assert_close(y, ref, rtol=1e-9, atol=1e-9)
         for got, want in zip(torch.autograd.grad(y, [x] + list(m.parameters()), g), ref_grads):
             torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-9)
+
+
+PLANNED_CASES = [(2, [3, 3], (11, 9), [[1, 1], [2, 3], [4, 4]]),
+                 (3, [1, 3, 3], (5, 9, 8), [[1, 1, 1], [1, 2, 3], [1, 4, 2]]),
+                 (3, [3, 3, 3], (6, 7, 6), [[1, 1, 1], [1, 1, 1], [2, 3, 1]])]
+
+
+@pytest.mark.parametrize("fingerprint", ["responses", "input"])
+@pytest.mark.parametrize("realization", REALIZATIONS)
+@pytest.mark.parametrize("dim,kernel,size,dilations", PLANNED_CASES)
+def test_planned_dilations_equal_naive_loop(realization, dim, kernel, size, dilations, fingerprint):
+    """Candidates at planned per-axis dilations (issue 19), anisotropic and repeated ones included: every form
+    against the per-sample loop in float64, values and gradients; the receptive fields follow the dilations."""
+    torch.manual_seed(1)
+    m = SACM(CONV[dim], 3, 4, kernel, num_candidates=3, realization=realization, fingerprint=fingerprint,
+             dilations=dilations).double()
+    assert m.candidate_receptive_fields == [tuple((k - 1) * d + 1 for k, d in zip(kernel, c)) for c in dilations]
+    x = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=True)
+    ref = naive_sacm(m, x)
+    g = torch.randn_like(ref)
+    ref_grads = torch.autograd.grad(ref, [x] + list(m.parameters()), g)
+    for form in (m.forward, m.forward_outputs_form, m.forward_kernel_form):
+        y = form(x)
+        torch.testing.assert_close(y, ref, rtol=1e-9, atol=1e-9)
+        for got, want in zip(torch.autograd.grad(y, [x] + list(m.parameters()), g), ref_grads):
+            torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-9)
+
+
+def test_planned_dilations_are_checked():
+    """Wrong count, a widened kernel-1 axis and a non-positive dilation are errors naming the fix."""
+    with pytest.raises(ValueError, match="K=3 candidates but 2 dilations"):
+        SACM(nn.Conv2d, 2, 2, 3, num_candidates=3, dilations=[[1, 1], [2, 2]])
+    with pytest.raises(ValueError, match="kernel 1"):
+        SACM(nn.Conv3d, 2, 2, [1, 3, 3], num_candidates=2, dilations=[[1, 1, 1], [2, 2, 2]])
+    with pytest.raises(ValueError, match="positive integer"):
+        SACM(nn.Conv2d, 2, 2, 3, num_candidates=2, dilations=[[1, 1], [0, 2]])
 
 
 @pytest.mark.parametrize("realization,expected", [("separable", "kernel"), ("dilated", "outputs"),

@@ -5,6 +5,7 @@ Examples::
     python -m benchmarks.protocol                                    # hippocampus 2d, nnU-Net + MSA2, seeds 0-2
     python -m benchmarks.protocol --trainers nnUNetTrainer --iterations 1000,1500    # nnU-Net at two budgets
     python -m benchmarks.protocol --plans hippocampus_3d_fullres --seeds 0
+    python -m benchmarks.protocol --trainers nnUNetTrainerMSA2+plannedRF        # candidates planned from the labels
     python -m benchmarks.protocol --report-only                      # table and plot from the records
 """
 from __future__ import annotations
@@ -15,8 +16,7 @@ import os
 import sys
 from typing import List
 
-from benchmarks.catalog import DATASETS
-from benchmarks.protocol.design import BASELINE, PROTOCOL_PLANS, prepare_split, run_key
+from benchmarks.protocol.design import BASELINE, PLANNED, PROTOCOL_PLANS, prepare_split, run_key, split_trainer
 from benchmarks.protocol.report import compare, load_rows, markdown_table, plot
 from benchmarks.protocol.runner import run_cached
 from benchmarks.workspace import Workspace, prepare_dataset
@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--plans", default="hippocampus_2d", help=f"comma-separated, of {sorted(PROTOCOL_PLANS)}")
     p.add_argument("--trainers", default=f"{BASELINE},nnUNetTrainerMSA2",
-                   help="comma-separated trainer names (each runs as its _budget variant)")
+                   help="comma-separated trainer names (each runs as its _budget variant); a name ending in "
+                        f"{PLANNED} trains on a configuration whose SACM candidates are planned from the labels")
     p.add_argument("--seeds", default="0,1,2", help="nnUNetMSA_seed values (default %(default)s)")
     p.add_argument("--iterations", default="", help="training iterations, comma-separated budgets (default: the "
                                                     "plan's, 1000)")
@@ -73,8 +74,9 @@ def main(argv=None) -> int:
         budgets = _ints(args.iterations) or [pplan.default_iterations]
         print(f"[protocol] {name}: preparing data", flush=True)
         prepare_dataset(ws, pplan.plan.dataset, [pplan.plan.configuration], preprocess=True)
+        planned = any(split_trainer(t)[1] for t in trainers)
         split = prepare_split(ws.raw_dir(pplan.plan.dataset), ws.preprocessed_dir(pplan.plan.dataset), pplan,
-                              args.max_test_cases, args.max_train_cases)
+                              args.max_test_cases, args.max_train_cases, planned)
         print(f"[protocol] {name}: split {split.digest}: {len(split.train)} training, {len(split.validation)} "
               f"validation (nnU-Net's own), {len(split.test)} test cases", flush=True)
         if not args.report_only:

@@ -19,6 +19,16 @@ TEST_FRACTION = 0.25
 #: cases of the training pool on which nnU-Net runs its own (logged) validation; they are not trained on
 N_VALIDATION = 5
 BASELINE = "nnUNetTrainer"
+#: ``--trainers nnUNetTrainerMSA2+plannedRF``: the trainer on a configuration whose SACM candidates are planned from
+#: the training labels (issue 19; ``nnunet_msa.planning.planned_configuration``), same data, patch and batch
+PLANNED = "+plannedRF"
+
+
+def split_trainer(spec: str) -> Tuple[str, bool]:
+    """(trainer class name, planned candidates?) of a ``--trainers`` entry."""
+    if spec.endswith(PLANNED):
+        return spec[: -len(PLANNED)], True
+    return spec, False
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,10 @@ class ProtocolPlan:
     @property
     def configuration(self) -> str:
         return f"{self.plan.configuration}_protocol_b{self.batch_size}"
+
+    def configuration_for(self, trainer_spec: str) -> str:
+        """The configuration a ``--trainers`` entry trains (``_rf``: planned candidates)."""
+        return self.configuration + ("_rf" if split_trainer(trainer_spec)[1] else "")
 
 
 PROTOCOL_PLANS: Dict[str, ProtocolPlan] = {
@@ -81,13 +95,19 @@ def write_fold(preprocessed_dir: str, split: Split) -> None:
 
 
 def prepare_split(raw_dir: str, preprocessed_dir: str, pplan: ProtocolPlan, max_test: Optional[int] = None,
-                  max_train: Optional[int] = None) -> Split:
-    """The protocol's split of this dataset, written as nnU-Net's fold; the inherited configuration in the plans."""
+                  max_train: Optional[int] = None, planned_candidates: bool = False) -> Split:
+    """The protocol's split of this dataset, written as nnU-Net's fold; the inherited configuration in the plans
+    (and, with ``planned_candidates``, the one with SACM's candidates planned from the labels)."""
     split = make_split(case_ids(raw_dir), pplan.plan.dataset.group_separator, max_test=max_test)
     if max_train is not None:
         split = Split(split.train[:max_train], split.validation, split.test)
     write_fold(preprocessed_dir, split)
     add_inherited_configuration(preprocessed_dir, pplan.plan.configuration, pplan.configuration, pplan.batch_size)
+    if planned_candidates:
+        from nnunet_msa.planning.planned_configuration import add_planned_configuration
+
+        add_planned_configuration(preprocessed_dir, raw_dir, pplan.plan.configuration,
+                                  pplan.configuration_for(PLANNED), pplan.batch_size)
     return split
 
 
@@ -95,6 +115,11 @@ def trainer_signature(trainer: str) -> Dict[str, Any]:
     """What defines a trainer's network and schedule, without its name: for ours the class's ``msa2_options`` and
     temperature settings. A record of ``nnUNetTrainerMSA2`` made before its default changed is therefore not taken
     for the new default, and is found again under any later name for the same options."""
+    trainer, planned = split_trainer(trainer)
+    if planned:
+        sig = trainer_signature(trainer)
+        sig["sacm_dilations"] = "planned from the labels (nnunet_msa.planning.candidate_plan)"
+        return sig
     if trainer == BASELINE:
         return {"network": "nnU-Net default (PlainConvUNet / planned)"}
     import nnunet_msa.training as training

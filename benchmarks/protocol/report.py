@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from benchmarks.protocol.bootstrap import Difference, interpolate_budgets, paired_difference
+from benchmarks.protocol.bootstrap import interpolate_budgets, paired_difference
 from benchmarks.protocol.design import BASELINE, signature_hash, trainer_names_by_signature
 
 
@@ -82,7 +82,11 @@ def load_rows(results_dir: str, plan: str, split_digest: Optional[str] = None) -
         # name), with the recorded name beside it when that still has the same options
         known = names.get(key["signature"])
         if known is None:
-            label = f"{trainer}@{key['signature']}"
+            try:  # a name no class has (``+plannedRF``): itself if its options are still these
+                current = signature_hash(trainer) == key["signature"]
+            except ValueError:
+                current = False
+            label = trainer if current else f"{trainer}@{key['signature']}"
         elif known == trainer:
             label = trainer
         else:

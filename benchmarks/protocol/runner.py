@@ -15,7 +15,7 @@ from nnunet_msa.pipeline.commands import run_command
 from nnunet_msa.pipeline.dice import dice_per_label, read_labels
 from nnunet_msa.pipeline.training_log import epoch_times
 
-from benchmarks.protocol.design import ProtocolPlan, RunKey, Split, trainer_signature
+from benchmarks.protocol.design import ProtocolPlan, RunKey, Split, split_trainer, trainer_signature
 from benchmarks.workspace import PLANS_NAME, Workspace, nnunet_command
 
 
@@ -92,19 +92,20 @@ def execute_run(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, d
     epochs = key.iterations // pplan.iterations_per_epoch
     env = ws.env(epochs=epochs, iterations=pplan.iterations_per_epoch, val_iterations=1)
     env.update({"nnUNet_results": results, "nnUNetMSA_seed": str(key.seed), "nnUNet_n_proc_DA": str(n_proc_da)})
-    budget_trainer = f"{key.trainer}_budget"
-    train_args = [nnunet_command("nnUNetv2_train"), str(dataset.dataset_id), pplan.configuration, "0",
+    budget_trainer = f"{split_trainer(key.trainer)[0]}_budget"
+    configuration = pplan.configuration_for(key.trainer)
+    train_args = [nnunet_command("nnUNetv2_train"), str(dataset.dataset_id), configuration, "0",
                   "-tr", budget_trainer, "-device", device]
     log(f"  $ nnUNet_results={results} nnUNetMSA_seed={key.seed} {' '.join(train_args[1:])}")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with LoadSampler() as load:
         train_wall = run_command(train_args, env, os.path.join(run_root, "train.log"))
-    model = os.path.join(results, dataset.dataset_name, f"{budget_trainer}__{PLANS_NAME}__{pplan.configuration}")
+    model = os.path.join(results, dataset.dataset_name, f"{budget_trainer}__{PLANS_NAME}__{configuration}")
     fold = os.path.join(model, "fold_0")
     times = epoch_times(fold)
     pred_dir = os.path.join(run_root, "test_predictions")
     predict_args = [nnunet_command("nnUNetv2_predict"), "-i", test_images_dir(ws, pplan, split), "-o", pred_dir,
-                    "-d", str(dataset.dataset_id), "-c", pplan.configuration, "-tr", budget_trainer, "-f", "0",
+                    "-d", str(dataset.dataset_id), "-c", configuration, "-tr", budget_trainer, "-f", "0",
                     "-chk", "checkpoint_final.pth", "-device", device, "-npp", "1", "-nps", "1"]
     predict_wall = run_command(predict_args, env, os.path.join(run_root, "predict.log"))
     dice = score_test_set(pred_dir, ws.raw_dir(dataset), list(split.test))
@@ -117,7 +118,7 @@ def execute_run(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, d
         "key": key.as_dict(),
         "signature": trainer_signature(key.trainer),
         "budget_trainer": budget_trainer,
-        "configuration": pplan.configuration,
+        "configuration": configuration,
         "epochs": epochs,
         "iterations_per_epoch": pplan.iterations_per_epoch,
         "training_time_s": sum(times),

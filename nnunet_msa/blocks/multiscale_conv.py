@@ -11,7 +11,7 @@ nonlinearity.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Type
+from typing import Optional, Sequence, Tuple, Type
 
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
@@ -39,6 +39,8 @@ class MultiScaleConvConfig:
     fingerprint: "responses" or "input" (see ``SACM``).
     init: "he" or "static" (see ``SACM``; the network also starts its residual branches and gates at the identity).
     form: "auto", "kernel" or "outputs": how an input-fingerprint SACM computes y.
+    dilations: per candidate its per-axis dilation (planned receptive fields, ``planning/candidate_plan.py``), or
+        None for 1, 2, ..., K; the network sets it per decoder stage.
     """
 
     enabled: bool = True
@@ -49,6 +51,7 @@ class MultiScaleConvConfig:
     fingerprint: str = "responses"
     init: str = "he"
     form: str = "auto"
+    dilations: Optional[Tuple[Tuple[int, ...], ...]] = None
 
     def __post_init__(self) -> None:
         if self.realization not in REALIZATIONS:
@@ -74,7 +77,8 @@ def make_multiscale_conv(conv_op: Type[_ConvNd], input_channels: int, output_cha
     kind = check_multiscale_conv(sacm.kind) if sacm.enabled else "static"
     if kind == "sacm":
         return SACM(conv_op, input_channels, output_channels, kernel_size, sacm.num_candidates, sacm.realization,
-                    sacm.reduction, bias=bias, fingerprint=sacm.fingerprint, init=sacm.init, form=sacm.form)
+                    sacm.reduction, bias=bias, fingerprint=sacm.fingerprint, init=sacm.init, form=sacm.form,
+                    dilations=sacm.dilations)
     if kind == "dmk":
         return DepthwiseMultiKernelConv(conv_op, input_channels, output_channels, kernel_size, bias=bias)
     if kind == "selective_kernel":

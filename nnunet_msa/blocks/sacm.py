@@ -61,6 +61,30 @@ def check_options(realization: str, fingerprint: str, init: str, form: str) -> N
                          "candidate's response before the kernel could be mixed).")
 
 
+def default_dilations(kernel_size: Sequence[int], num_candidates: int) -> Tuple[Tuple[int, ...], ...]:
+    """Candidate j at dilation j on every axis with k > 1 (receptive fields 3, 5, 7 for kernel 3, K = 3)."""
+    return tuple(tuple(j if k > 1 else 1 for k in kernel_size) for j in range(1, num_candidates + 1))
+
+
+def check_dilations(dilations: Optional[Sequence[Sequence[int]]], kernel_size: Sequence[int],
+                    num_candidates: int) -> Tuple[Tuple[int, ...], ...]:
+    """The candidates' per-axis dilations (``default_dilations`` for None), checked against the kernel: K entries of
+    one positive integer per axis, 1 on axes planned with kernel 1."""
+    if dilations is None:
+        return default_dilations(kernel_size, num_candidates)
+    out = tuple(tuple(int(v) for v in d) for d in dilations)
+    if len(out) != num_candidates:
+        raise ValueError(f"SACM has K={num_candidates} candidates but {len(out)} dilations were given ({list(out)}): "
+                         f"plan the candidates with the same K (sacm_candidates) or drop sacm_dilations.")
+    for d in out:
+        if len(d) != len(kernel_size) or any(v < 1 for v in d):
+            raise ValueError(f"SACM dilations need one positive integer per axis ({len(kernel_size)}), got {list(d)}.")
+        if any(k == 1 and v != 1 for k, v in zip(kernel_size, d)):
+            raise ValueError(f"SACM dilation {list(d)} widens an axis planned with kernel 1 (kernel "
+                             f"{list(kernel_size)}): keep those axes at dilation 1.")
+    return out
+
+
 class SACM(nn.Module):
     """Self-adaptive convolution, (B, C_in, *S) -> (B, C_out, *S), stride 1, 'same' padding.
 
@@ -82,6 +106,10 @@ class SACM(nn.Module):
         fingerprint: "responses" or "input" (module docstring).
         init: "he" or "static" (module docstring).
         form: "auto", "kernel" or "outputs": the form ``forward`` runs with the input fingerprint.
+        dilations: per candidate, its dilation per axis (K tuples of len dim; planned receptive fields, issue 19:
+            ``planning/candidate_plan.py``); candidate j then has receptive field (k - 1)·d_j + 1 per axis (a
+            k-tap kernel at dilation d_j; a dense kernel of that size for ``dense``). None: d_j = j on every axis
+            with k > 1 (receptive fields 3, 5, 7). Axes planned with kernel 1 must have dilation 1.
     Buffers:
         temperature: τ (scalar, persistent, default 1); set in place by the trainer's annealing.
     """
@@ -100,6 +128,7 @@ class SACM(nn.Module):
         fingerprint: str = "responses",
         init: str = "he",
         form: str = "auto",
+        dilations: Optional[Sequence[Sequence[int]]] = None,
     ) -> None:
         super().__init__()
         check_options(realization, fingerprint, init, form)
@@ -110,6 +139,7 @@ class SACM(nn.Module):
                              f"{list(self.kernel_size)}.")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.num_candidates = int(num_candidates)
+        self.dilations = check_dilations(dilations, self.kernel_size, self.num_candidates)
         self.realization = realization
         self.eps = float(eps)
         self.fingerprint_kind, self.init = fingerprint, init
@@ -124,7 +154,7 @@ class SACM(nn.Module):
         c_resp = self.in_channels if depthwise else self.out_channels  # C_k: channels of the candidate responses
         c_w_in = 1 if depthwise else self.in_channels
         if realization == "dense":
-            shapes = [tuple(self._rf(k, j) for k in self.kernel_size) for j in range(1, K + 1)]
+            shapes = [self._candidate_rf(j) for j in range(1, K + 1)]
         else:
             shapes = [self.kernel_size] * K
         n_tensors = 1 if realization == "shared" else K
@@ -143,29 +173,27 @@ class SACM(nn.Module):
         self.reset_parameters()
 
     # ------------------------------------------------------------------ geometry of the candidates
-    @staticmethod
-    def _rf(k: int, j: int) -> int:
-        """Receptive field on an axis with planned kernel k of candidate j (1-based)."""
-        return (k - 1) * j + 1
+    def _candidate_rf(self, j: int) -> Tuple[int, ...]:
+        """Receptive field per axis of candidate j (1-based): (k - 1)·d_j + 1."""
+        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilations[j - 1]))
 
     @property
     def candidate_receptive_fields(self) -> List[Tuple[int, ...]]:
         """Per candidate, its receptive field per axis ((3, 3), (5, 5), (7, 7) for a 2D kernel 3)."""
-        return [tuple(self._rf(k, j) for k in self.kernel_size) for j in range(1, self.num_candidates + 1)]
+        return [self._candidate_rf(j) for j in range(1, self.num_candidates + 1)]
 
     @property
     def receptive_fields(self) -> List[int]:
-        """Receptive field of each candidate on the widest axis (3, 5, 7 for K = 3 and kernel 3)."""
-        k = max(self.kernel_size)
-        return [self._rf(k, j) for j in range(1, self.num_candidates + 1)]
+        """Receptive field of each candidate on its widest axis (3, 5, 7 for K = 3, kernel 3, default dilations)."""
+        return [max(self._candidate_rf(j)) for j in range(1, self.num_candidates + 1)]
 
     def _dilation(self, j: int) -> Tuple[int, ...]:
         if self.realization == "dense":
             return (1,) * self.dim
-        return tuple(j if k > 1 else 1 for k in self.kernel_size)
+        return self.dilations[j - 1]
 
     def _padding(self, j: int) -> Tuple[int, ...]:
-        return tuple((self._rf(k, j) - 1) // 2 for k in self.kernel_size)
+        return tuple((r - 1) // 2 for r in self._candidate_rf(j))
 
     def _weight(self, j: int) -> torch.Tensor:
         return self.weights[0] if self.realization == "shared" else self.weights[j - 1]
@@ -277,7 +305,7 @@ class SACM(nn.Module):
 
     def _embed_kernels(self) -> torch.Tensor:
         K = self.num_candidates
-        big = tuple(self._rf(k, K) for k in self.kernel_size)
+        big = tuple(max(rf) for rf in zip(*self.candidate_receptive_fields))
         w0 = self._weight(1)
         out = w0.new_zeros((K,) + tuple(w0.shape[:2]) + big)
         for j in range(1, K + 1):
@@ -319,5 +347,5 @@ class SACM(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={list(self.kernel_size)}, "
-                f"K={self.num_candidates}, realization={self.realization}, rf={self.receptive_fields}, "
+                f"K={self.num_candidates}, realization={self.realization}, rf={self.candidate_receptive_fields}, "
                 f"fingerprint={self.fingerprint_kind}, form={self.form}, init={self.init}")

@@ -18,6 +18,11 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=None,
                         help="network preset of plans/ whose MSA2UNet options the plans get (default: msa2, "
                              "nnUNetTrainerMSA2's); another preset writes plans <planner's plans>_<preset>")
+    parser.add_argument("--candidates", choices=("planned", "fixed"), default="planned",
+                        help="SACM's candidate receptive fields: planned per decoder stage from the training labels' "
+                             "structure extents (default), or fixed 3, 5, 7 (plans <planner's plans>_fixedRF)")
+    parser.add_argument("--max-dilation", type=int, default=None,
+                        help="largest planned dilation (default 4: receptive field 9 for kernel 3)")
     parser.add_argument("-gpu_memory_target", type=float, default=None,
                         help="GPU memory target in GB (default: the planner's, 8, as nnU-Net's)")
     parser.add_argument("-fpe", default="DatasetFingerprintExtractor", help="fingerprint extractor class")
@@ -38,21 +43,44 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _with_preset(planner: type, args: argparse.Namespace) -> type:
-    """``planner`` planning the network of ``args.preset`` (its options in the memory estimate and the plans)."""
+    """``planner`` planning the network of ``args.preset`` (its options in the memory estimate and the plans) and
+    the candidates ``args.candidates`` says."""
     import inspect
 
     from nnunet_msa.network.presets import DEFAULT_PRESET, preset, preset_names
 
-    if args.preset is None or args.preset == DEFAULT_PRESET:
+    attributes: dict = {}
+    suffix = ""
+    if args.preset is not None and args.preset != DEFAULT_PRESET:
+        if args.preset not in preset_names():
+            raise SystemExit(f"nnunet-msa plan: no preset {args.preset!r}; the presets are {preset_names()}")
+        attributes["msa2_options"] = preset(args.preset)["options"]
+        print(f"Preset {args.preset}: {attributes['msa2_options']}")
+        suffix += f"_{args.preset}"
+    if args.candidates == "fixed":
+        attributes["plan_candidates"] = False
+        suffix += "_fixedRF"
+    if args.max_dilation is not None:
+        if args.max_dilation < 1:
+            raise SystemExit(f"nnunet-msa plan: --max-dilation must be >= 1, got {args.max_dilation}")
+        attributes["max_dilation"] = args.max_dilation
+    if not attributes:
         return planner
-    if args.preset not in preset_names():
-        raise SystemExit(f"nnunet-msa plan: no preset {args.preset!r}; the presets are {preset_names()}")
-    options = preset(args.preset)["options"]
-    print(f"Preset {args.preset}: {options}")
-    if args.overwrite_plans_name is None:
+    if args.overwrite_plans_name is None and suffix:
         default_name = inspect.signature(planner.__init__).parameters["plans_name"].default
-        args.overwrite_plans_name = f"{default_name}_{args.preset}"
-    return type(planner.__name__, (planner,), {"msa2_options": options, "__module__": planner.__module__})
+        args.overwrite_plans_name = f"{default_name}{suffix}"
+    return type(planner.__name__, (planner,), {**attributes, "__module__": planner.__module__})
+
+
+def print_candidates(plans: dict) -> None:
+    """Per configuration, the structures' span and SACM's planned candidates per decoder stage."""
+    from nnunet_msa.planning.candidate_plan import describe
+
+    for name, cfg in plans["configurations"].items():
+        arch = cfg.get("architecture")
+        if arch is None or "msa2_structure_extents" not in cfg:
+            continue
+        print("\n".join(describe(name, arch["arch_kwargs"], cfg["msa2_structure_extents"])))
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -69,8 +97,10 @@ def run_plan(args: argparse.Namespace) -> int:
     print(f"Experiment planning with {args.pl}...")
     plans_identifier: Optional[str] = None
     for d in args.d:
-        _, plans_identifier = plan_experiment_dataset(d, planner, args.gpu_memory_target, args.preprocessor_name,
-                                                      args.overwrite_target_spacing, args.overwrite_plans_name)
+        plans, plans_identifier = plan_experiment_dataset(d, planner, args.gpu_memory_target,
+                                                          args.preprocessor_name, args.overwrite_target_spacing,
+                                                          args.overwrite_plans_name)
+        print_candidates(plans)
     if args.no_pp:
         print(f"Plans {plans_identifier} written (no preprocessing: --no_pp).")
         return 0

@@ -2,7 +2,6 @@
 each skip and nothing else of MSA2: the ``bridgeOnly`` ablation of the MSA2-Net paper (its Table 6, "bridge")."""
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -15,7 +14,8 @@ from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecod
 from nnunet_msa.blocks.ms_conv_bridge import MSConvBridge
 from nnunet_msa.blocks.geometry import as_per_axis, conv_dim
 from nnunet_msa.blocks.multiscale_conv import MultiScaleConvConfig
-from nnunet_msa.network.msa_decoder import skip_spatial_sizes, stage_enabled
+from nnunet_msa.network.msa_decoder import check_stage_dilations, skip_spatial_sizes, stage_enabled, \
+    stage_sacm_config
 
 
 class BridgedUNetDecoder(UNetDecoder):
@@ -32,15 +32,18 @@ class BridgedUNetDecoder(UNetDecoder):
         n_bridge: int = 2,
         bridge_stages: Optional[int] = None,
         nonlin_first: bool = False,
+        sacm_dilations: Optional[Sequence] = None,
     ) -> None:
         super().__init__(encoder, num_classes, n_conv_per_stage, deep_supervision, nonlin_first)
         dim = conv_dim(encoder.conv_op)
         n_dec = len(encoder.output_channels) - 1
+        sacm_dilations = check_stage_dilations(sacm_dilations, n_dec)
         bridges = []
         for s in range(n_dec):
             c_skip = encoder.output_channels[-(s + 2)]
             kernel = as_per_axis(encoder.kernel_sizes[-(s + 2)], dim, "kernel_sizes")
-            bridges.append(MSConvBridge(encoder.conv_op, c_skip, kernel, n_bridge, replace(sacm), encoder.conv_bias,
+            bridges.append(MSConvBridge(encoder.conv_op, c_skip, kernel, n_bridge,
+                                        stage_sacm_config(sacm, sacm_dilations, s), encoder.conv_bias,
                                         encoder.norm_op, encoder.norm_op_kwargs, encoder.nonlin,
                                         encoder.nonlin_kwargs)
                            if stage_enabled(bridge_stages, s, n_dec) else nn.Identity())

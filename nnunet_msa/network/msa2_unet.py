@@ -59,7 +59,10 @@ class MSA2UNet(nn.Module):
     the MSA decoder's stages with QTSeg's dual-mix attention and per-class query tokens).
 
     Other papers' parts in MSA2's slots: ``skip_gate`` (in MASAG's place: "masag", "caf", "attention_gate",
-    "cbam", "se", "none"; default "masag", or "none" when ``use_masag`` is False), ``multiscale_conv`` (in SACM's
+    "cbam", "se", "none"; default "masag", or "none" when ``use_masag`` is False),
+    ``sacm_dilations`` (SACM's candidates planned from the data, issue 19: one entry per skip level, highest
+    resolution first like ``kernel_sizes``, each ``sacm_candidates`` per-axis dilations; written by the MSA2
+    planners, ``planning/candidate_plan.py``; None: dilations 1, ..., K everywhere), ``multiscale_conv`` (in SACM's
     place: "sacm", "dmk", "selective_kernel", "static"; default "sacm", or "static" when ``use_sacm`` is False),
     ``skip_redistribution`` ("none" or "mlfd": QTSeg's multi-level feature distribution over all encoder outputs).
     """
@@ -108,6 +111,7 @@ class MSA2UNet(nn.Module):
         skip_gate: Optional[str] = None,
         multiscale_conv: Optional[str] = None,
         skip_redistribution: str = "none",
+        sacm_dilations: Optional[Sequence] = None,
     ) -> None:
         super().__init__()
         encoder = encoder or ("residual" if n_blocks_per_stage is not None else "plain")
@@ -157,12 +161,12 @@ class MSA2UNet(nn.Module):
                                  "use_masag=False / skip_gate='none' (or decoder='msa' for the gates).")
             self.decoder = BridgedUNetDecoder(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
                                               self.sacm_config, n_bridge, bridge_stages if use_bridge else 0,
-                                              nonlin_first)
+                                              nonlin_first, sacm_dilations)
         else:
             decoder_cls = QTSegDecoder if decoder == "qtseg" else MSADecoder
             self.decoder = decoder_cls(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
                                        self.sacm_config, use_bridge, skip_gate != "none", n_bridge, bridge_stages,
-                                       masag_stages, sacm_stages, skip_gate, residual_static_stages)
+                                       masag_stages, sacm_stages, skip_gate, residual_static_stages, sacm_dilations)
         self.decoder_kind = decoder
         self.set_recompute(recompute)
 

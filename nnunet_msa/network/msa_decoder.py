@@ -50,6 +50,29 @@ def stage_enabled(limit: Optional[int], stage: int, n_stages: int) -> bool:
     return stage in range(n_stages)[:limit]
 
 
+def check_stage_dilations(sacm_dilations: Optional[Sequence], n_levels: int) -> Optional[List]:
+    """``sacm_dilations`` of the plans (one entry per skip level, highest resolution first, as nnU-Net lists
+    ``kernel_sizes``; each K per-axis dilations) checked for its length; None stays None (fixed 1, 2, ..., K)."""
+    if sacm_dilations is None:
+        return None
+    levels = list(sacm_dilations)
+    if len(levels) != n_levels:
+        raise ValueError(f"sacm_dilations has {len(levels)} entries, the network has {n_levels} skip levels "
+                         f"(n_stages - 1, highest resolution first): re-plan with `nnunet-msa plan` or remove "
+                         f"sacm_dilations from the plans' arch_kwargs.")
+    return levels
+
+
+def stage_sacm_config(sacm: MultiScaleConvConfig, sacm_dilations: Optional[List], stage: int,
+                      enabled: bool = True) -> MultiScaleConvConfig:
+    """The multi-scale conv config of decoder ``stage`` (0 = lowest resolution): its planned dilations
+    (``sacm_dilations[-(stage + 1)]``) if there are any, SACM switched off where the placement leaves it out."""
+    dilations = None
+    if sacm_dilations is not None:
+        dilations = tuple(tuple(int(v) for v in d) for d in sacm_dilations[-(stage + 1)])
+    return replace(sacm, enabled=sacm.enabled and enabled, dilations=dilations)
+
+
 class MSADecoderStage(nn.Module):
     """(concat(up, s): (B, 2C, *S)) -> (B, C, *S): a 2C -> C block, then residual C -> C blocks (with
     ``zero_residuals`` each residual block starts at zero output, ``init="static"``). ``residual=False``: the
@@ -97,12 +120,14 @@ class MSADecoder(nn.Module):
         sacm_stages: Optional[int] = None,
         skip_gate: str = "masag",
         residual_static_stages: bool = True,
+        sacm_dilations: Optional[Sequence] = None,
     ) -> None:
         """``bridge_stages``, ``masag_stages``, ``sacm_stages``: in how many decoder stages, counted from the lowest
         resolution, the module is used, as a slice ``[:limit]`` of the stages: None all, 2 the two lowest, -1 all
         but the full-resolution one. Where SACM is not used, the stage has static convs, in residual form
         (``residual_static_stages``) or in sequence as in nnU-Net's decoder. ``masag_stages`` places whichever
-        ``skip_gate`` is chosen; ``use_masag=False`` means no gate at all."""
+        ``skip_gate`` is chosen; ``use_masag=False`` means no gate at all. ``sacm_dilations``: the planned
+        candidates' dilations per skip level (``check_stage_dilations``), for SACM in the stage and its bridge."""
         super().__init__()
         self.deep_supervision = deep_supervision
         self.encoder = encoder
@@ -121,6 +146,7 @@ class MSADecoder(nn.Module):
         kernels = [as_per_axis(k, dim, "kernel_sizes") for k in encoder.kernel_sizes]
         strides = [as_per_axis(s, dim, "strides") for s in encoder.strides]
         skip_gate = check_skip_gate(skip_gate) if use_masag else "none"
+        sacm_dilations = check_stage_dilations(sacm_dilations, n_enc - 1)
         self.use_bridge, self.use_masag = use_bridge, skip_gate != "none"
         self.skip_gate = skip_gate
 
@@ -129,7 +155,7 @@ class MSADecoder(nn.Module):
             return stage_enabled(limit, stage, n_enc - 1)
 
         for s in range(1, n_enc):
-            stage_sacm = replace(sacm, enabled=sacm.enabled and within(sacm_stages, s - 1))
+            stage_sacm = stage_sacm_config(sacm, sacm_dilations, s - 1, within(sacm_stages, s - 1))
             with_bridge = use_bridge and within(bridge_stages, s - 1)
             with_masag = use_masag and within(masag_stages, s - 1)
             c_below, c_skip = encoder.output_channels[-s], encoder.output_channels[-(s + 1)]

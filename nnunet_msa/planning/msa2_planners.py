@@ -17,14 +17,29 @@ from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_en
 
 from nnunet_msa.network.msa2_unet import MSA2UNet
 from nnunet_msa.network.presets import DEFAULT_PRESET, resolved_options
+from nnunet_msa.planning.candidate_plan import MAX_DILATION
+from nnunet_msa.planning.planned_configuration import planned_candidates, raw_dataset_extents
+from nnunet_msa.planning.structure_extents import StructureExtents
+
+
+def uses_sacm(options: Dict[str, Any]) -> bool:
+    """Whether the network of these ``MSA2UNet`` options has SACM (whose candidates can be planned)."""
+    kind = options.get("multiscale_conv") or ("sacm" if options.get("use_sacm", True) else "static")
+    return kind == "sacm"
 
 
 class MSA2PlannerMixin:
-    """Turns an nnU-Net planner into an MSA2 one by two hooks: the memory estimate builds the MSA2 network with
-    ``msa2_options`` on the planned encoder, and the written architecture names ``MSA2UNet`` with those options."""
+    """Turns an nnU-Net planner into an MSA2 one by hooks: the memory estimate builds the MSA2 network with
+    ``msa2_options`` on the planned encoder, and the written architecture names ``MSA2UNet`` with those options and,
+    with ``plan_candidates``, SACM's candidate dilations per stage planned from the training labels' structure
+    extents (``candidate_plan``; the extents' span is written next to them as ``msa2_structure_extents``)."""
 
     msa2_options: ClassVar[Dict[str, Any]] = resolved_options(DEFAULT_PRESET)
     encoder: ClassVar[str] = "plain"
+    plan_candidates: ClassVar[bool] = True
+    max_dilation: ClassVar[int] = MAX_DILATION
+    #: label files read for the structure extents (evenly picked; None: all)
+    max_extent_cases: ClassVar[Optional[int]] = 100
 
     def _msa2_kwargs(self, arch_kwargs: dict) -> dict:
         return {**arch_kwargs, "encoder": self.encoder, **self.msa2_options}
@@ -42,8 +57,20 @@ class MSA2PlannerMixin:
                                     approximate_n_voxels_dataset: float, _cache: dict) -> dict:
         plan = super().get_plans_for_configuration(spacing, median_shape, data_identifier,
                                                    approximate_n_voxels_dataset, _cache)
-        plan["architecture"]["arch_kwargs"] = self._msa2_kwargs(plan["architecture"]["arch_kwargs"])
+        arch_kwargs = self._msa2_kwargs(plan["architecture"]["arch_kwargs"])
+        if self.plan_candidates and uses_sacm(self.msa2_options):
+            arch_kwargs["sacm_dilations"], plan["msa2_structure_extents"] = planned_candidates(
+                arch_kwargs, plan["patch_size"], spacing, self.determine_transpose()[0], self.structure_extents(),
+                self.max_dilation)
+        plan["architecture"]["arch_kwargs"] = arch_kwargs
         return plan
+
+    def structure_extents(self) -> StructureExtents:
+        """The training labels' structure extents (read once per planner)."""
+        if getattr(self, "_structure_extents", None) is None:
+            slice_axis = int(self.determine_transpose()[0][0])
+            self._structure_extents = raw_dataset_extents(self.raw_dataset_folder, slice_axis, self.max_extent_cases)
+        return self._structure_extents
 
     def generate_data_identifier(self, configuration_name: str) -> str:
         """Preprocessed data of these plans in their own folders (``nnUNetMSA2Plans_2d``, ...)."""
