@@ -37,18 +37,32 @@ def test_slice_components_are_per_slice():
 def test_span_and_configuration_voxels():
     """The span is the smallest p10 and largest p90 over labels; transposed as nnU-Net's data and divided by the
     configuration's spacing; the 2d configuration drops the slicing axis."""
-    by_label = summarize({1: [np.array([[2.0, 10.0, 20.0], [4.0, 20.0, 40.0]])], 2: [np.array([[6.0, 2.0, 8.0]])]})
+    by_label = summarize({1: [(np.array([[2.0, 10.0, 20.0], [4.0, 20.0, 40.0]]), np.array([1.0, 1.0]))],
+                          2: [(np.array([[6.0, 2.0, 8.0]]), np.array([5.0]))]})
     assert by_label[2] == LabelExtents(1, [6.0, 2.0, 8.0], [6.0, 2.0, 8.0])
     extents = StructureExtents({"3d": by_label, "2d": by_label}, slice_axis=2, n_cases=1)
     lo, hi = extents.span("3d")
-    np.testing.assert_allclose(lo, [2.2, 2.0, 8.0])
-    np.testing.assert_allclose(hi, [6.0, 19.0, 38.0])
+    np.testing.assert_allclose(lo, [2.0, 2.0, 8.0])
+    np.testing.assert_allclose(hi, [6.0, 20.0, 40.0])
     lo3, hi3 = extents.in_configuration_voxels("3d", [2, 0, 1], [2.0, 1.0, 1.0])
-    np.testing.assert_allclose(lo3, [4.0, 2.2, 2.0])
-    np.testing.assert_allclose(hi3, [19.0, 6.0, 19.0])
+    np.testing.assert_allclose(lo3, [4.0, 2.0, 2.0])
+    np.testing.assert_allclose(hi3, [20.0, 6.0, 20.0])
     lo2, hi2 = extents.in_configuration_voxels("2d", [2, 0, 1], [0.5, 0.5])
-    np.testing.assert_allclose(lo2, [4.4, 4.0])
-    np.testing.assert_allclose(hi2, [12.0, 38.0])
+    np.testing.assert_allclose(lo2, [4.0, 4.0])
+    np.testing.assert_allclose(hi2, [12.0, 40.0])
+
+
+def test_percentiles_weight_components_by_their_voxels():
+    """A label fragmented into many specks around one large structure: the structure sets both percentiles, as
+    nearly all labelled voxels belong to it (unweighted, the specks would)."""
+    seg = np.zeros((1, 60, 60), dtype=np.uint8)
+    seg[0, 10:40, 5:45] = 1                          # 30 x 40 pixels
+    seg[0, 50::3, 50::3] = 1                         # 16 isolated pixels
+    extents, sizes = component_extents(seg, (1.0, 1.0, 1.0), with_sizes=True)[1]
+    assert len(extents) == 17 and sorted(sizes)[-1] == 1200
+    summary = summarize({1: [(extents, sizes)]})[1]
+    assert summary.p10 == [1.0, 30.0, 40.0] and summary.p90 == [1.0, 30.0, 40.0]
+    assert np.percentile(extents[:, 1], 90) == 1.0  # what the unweighted percentile would say
 
 
 @pytest.mark.parametrize("k,lo,hi,size,K,expected", [

@@ -40,7 +40,7 @@ def raw_dataset_extents(raw_dataset_dir: str, slice_axis: int, max_cases: Option
     dataset = get_filenames_of_train_images_and_targets(raw_dataset_dir, dataset_json)
     first = next(iter(dataset.values()))
     reader = determine_reader_writer_from_dataset_json(dataset_json, first["images"][0])()
-    return dataset_structure_extents(dataset, reader, slice_axis, max_cases)
+    return dataset_structure_extents(dataset, reader, slice_axis, max_cases, dataset_json["labels"].get("ignore"))
 
 
 def add_planned_configuration(preprocessed_dataset_dir: str, raw_dataset_dir: str, base: str, name: str,

@@ -8,7 +8,9 @@ bounding-box extent per axis in mm (voxels × the case's spacing). Two kinds of 
     "2d"   components of each slice along the axis nnU-Net's 2d configuration slices (``transpose_forward[0]``)
 
 Per kind and label the 10th and 90th percentile of the extents per axis summarize the structures: small ones (or
-the thin end of large ones) and large ones. Extents are in the label files' axis order; ``in_configuration_voxels``
+the thin end of large ones) and large ones. The percentiles weight each component by its voxels (the extent of the
+structure an average labelled voxel belongs to): fragmented labels (tumour sub-regions, noisy masks) have many
+components of a few voxels, which unweighted percentiles would take for the structures' size. Extents are in the label files' axis order; ``in_configuration_voxels``
 transposes them as nnU-Net transposes its data and divides by the configuration's spacing.
 """
 from __future__ import annotations
@@ -23,11 +25,11 @@ KINDS = ("3d", "2d")
 PERCENTILES = (10.0, 90.0)
 
 
-def component_extents(seg: np.ndarray, spacing: Sequence[float], slice_axis: Optional[int] = None
-                      ) -> Dict[int, np.ndarray]:
+def component_extents(seg: np.ndarray, spacing: Sequence[float], slice_axis: Optional[int] = None,
+                      with_sizes: bool = False):
     """{label: (n_components, ndim) extents in mm} of the foreground labels of ``seg`` (ndim spatial axes, integer
     labels, 0 background). ``slice_axis``: components of each slice along that axis (their extent on it is one
-    voxel), else components in the whole array."""
+    voxel), else components in the whole array. ``with_sizes``: {label: (extents, voxels per component)}."""
     seg = np.asarray(seg)
     structure = ndimage.generate_binary_structure(seg.ndim, 1)
     if slice_axis is not None:
@@ -36,15 +38,29 @@ def component_extents(seg: np.ndarray, spacing: Sequence[float], slice_axis: Opt
         only_in_slice = np.zeros_like(structure)
         only_in_slice[tuple(keep)] = structure[tuple(keep)]
         structure = only_in_slice
-    out: Dict[int, np.ndarray] = {}
+    out: dict = {}
     spacing = np.asarray(spacing, dtype=np.float64)
     for label in np.unique(seg):
         if label <= 0:
             continue
         components, n = ndimage.label(seg == label, structure=structure)
         boxes = ndimage.find_objects(components, max_label=n)
-        extents = np.array([[s.stop - s.start for s in box] for box in boxes if box is not None], dtype=np.float64)
-        out[int(label)] = extents * spacing
+        extents = np.array([[s.stop - s.start for s in box] for box in boxes], dtype=np.float64) * spacing
+        sizes = np.bincount(components.ravel(), minlength=n + 1)[1:].astype(np.float64)
+        out[int(label)] = (extents, sizes) if with_sizes else extents
+    return out
+
+
+def weighted_percentiles(values: np.ndarray, weights: np.ndarray, q: Sequence[float]) -> np.ndarray:
+    """Percentiles ``q`` (0-100) per column of ``values`` (n, d), each row weighted: the smallest value whose
+    cumulative weight reaches q % of the total (equal weights: numpy's "inverted_cdf" percentile)."""
+    out = np.empty((len(q), values.shape[1]))
+    for a in range(values.shape[1]):
+        order = np.argsort(values[:, a], kind="stable")
+        cum = np.cumsum(weights[order])
+        for i, qq in enumerate(q):
+            idx = min(int(np.searchsorted(cum, qq / 100.0 * cum[-1] - 1e-9 * cum[-1])), len(order) - 1)
+            out[i, a] = values[order[idx], a]
     return out
 
 
@@ -90,15 +106,18 @@ class StructureExtents:
                 "by_kind": {k: {str(l): vars(e) for l, e in v.items()} for k, v in self.by_kind.items()}}
 
 
-def summarize(extents: Dict[int, List[np.ndarray]]) -> Dict[int, LabelExtents]:
-    """Percentiles per label of the stacked component extents (labels without a component are left out)."""
+def summarize(extents: Dict[int, List[tuple]]) -> Dict[int, LabelExtents]:
+    """Voxel-weighted percentiles per label of the stacked component extents; ``extents``: label -> list of
+    (extents (n, d), voxels (n,)) parts. Labels without a component are left out."""
     out = {}
     for label, parts in sorted(extents.items()):
-        stacked = np.concatenate(parts, axis=0) if parts else np.zeros((0, 0))
-        if len(stacked) == 0:
+        parts = [p for p in parts if len(p[0])]
+        if not parts:
             continue
-        p10, p90 = np.percentile(stacked, PERCENTILES, axis=0)
-        out[label] = LabelExtents(int(len(stacked)), [float(v) for v in p10], [float(v) for v in p90])
+        values = np.concatenate([p[0] for p in parts], axis=0)
+        weights = np.concatenate([p[1] for p in parts])
+        p10, p90 = weighted_percentiles(values, weights, PERCENTILES)
+        out[label] = LabelExtents(int(len(values)), [float(v) for v in p10], [float(v) for v in p90])
     return out
 
 
@@ -112,17 +131,20 @@ def pick_cases(cases: Sequence[str], max_cases: Optional[int]) -> List[str]:
 
 
 def dataset_structure_extents(dataset: Dict[str, dict], reader, slice_axis: int,
-                              max_cases: Optional[int] = 100) -> StructureExtents:
+                              max_cases: Optional[int] = 100, ignore_label: Optional[int] = None) -> StructureExtents:
     """Extents of the training labels of an nnU-Net raw dataset (``get_filenames_of_train_images_and_targets``'
     dict, case -> {"label": path, ...}) read with nnU-Net's reader for the dataset (``reader.read_seg`` gives
     (1, *spatial) and the spacing, in nnU-Net's axis order). ``slice_axis``: the axis the 2d configuration slices
-    (``transpose_forward[0]``). At most ``max_cases`` label files are read (evenly picked; None: all)."""
-    collected: Dict[str, Dict[int, List[np.ndarray]]] = {k: {} for k in KINDS}
+    (``transpose_forward[0]``). At most ``max_cases`` label files are read (evenly picked; None: all).
+    ``ignore_label``: nnU-Net's ignore label (unannotated voxels), not a structure."""
+    collected: Dict[str, Dict[int, List[tuple]]] = {k: {} for k in KINDS}
     picked = pick_cases(list(dataset), max_cases)
     for case in picked:
         seg, props = reader.read_seg(dataset[case]["label"])
         volume = np.asarray(seg[0])
+        if ignore_label is not None:
+            volume = np.where(volume == ignore_label, 0, volume)
         for kind, axis in (("3d", None), ("2d", slice_axis)):
-            for label, ext in component_extents(volume, props["spacing"], axis).items():
-                collected[kind].setdefault(label, []).append(ext)
+            for label, part in component_extents(volume, props["spacing"], axis, with_sizes=True).items():
+                collected[kind].setdefault(label, []).append(part)
     return StructureExtents({k: summarize(v) for k, v in collected.items()}, int(slice_axis), len(picked))
