@@ -131,8 +131,9 @@ class MSA2UNet(nn.Module):
         if skip_redistribution not in SKIP_REDISTRIBUTIONS:
             raise ValueError(f"skip_redistribution must be one of {SKIP_REDISTRIBUTIONS}, got {skip_redistribution!r}.")
         self.skip_gate, self.multiscale_conv, self.skip_redistribution = skip_gate, multiscale_conv, skip_redistribution
-        self.sacm_config = MultiScaleConvConfig(multiscale_conv != "static", sacm_candidates, sacm_realization, sacm_reduction,
-                                      kind=multiscale_conv, fingerprint=sacm_fingerprint, init=init, form=sacm_form)
+        self.sacm_config = MultiScaleConvConfig(multiscale_conv != "static", sacm_candidates, sacm_realization,
+                                                sacm_reduction, kind=multiscale_conv, fingerprint=sacm_fingerprint,
+                                                init=init, form=sacm_form)
         common = dict(conv_bias=conv_bias, norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, dropout_op=dropout_op,
                       dropout_op_kwargs=dropout_op_kwargs, nonlin=nonlin, nonlin_kwargs=nonlin_kwargs,
                       return_skips=True)

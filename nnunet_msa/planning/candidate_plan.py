@@ -6,9 +6,9 @@ axis and the structures spanning [lo, hi] voxels there (10th / 90th percentile o
 
     candidate 1:         dilation 1, receptive field k           (the local conv; nnU-Net's)
     candidates 2 .. K:   receptive fields spread geometrically from max(k, lo) to max(k, hi),
-                         d_j = round((rf_j - 1) / (k - 1)) (halves up), at most ``max_dilation`` and at most what the map holds
-                         ((k - 1)·d + 1 <= map size); made distinct where the cap leaves room and hi > k
-                         (candidates that meet at the cap step back: 1, 3, 4 rather than 1, 4, 4)
+                         d_j = round((rf_j - 1) / (k - 1)) (halves up), at most ``max_dilation`` and at most
+                         what the map holds ((k - 1)·d + 1 <= map size); made distinct where the cap leaves
+                         room and hi > k (candidates that meet at the cap step back: 1, 3, 4, not 1, 4, 4)
 
 Axes planned with kernel 1 stay at dilation 1; where the structures are no larger than the kernel at a stage, every
 candidate is the local conv on that axis (the candidates then differ on the other axes, or only by their weights).
