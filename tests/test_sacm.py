@@ -102,6 +102,23 @@ def test_both_forms_equal_naive_loop(realization, dim, kernel, size, fingerprint
             torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-9)
 
 
+@pytest.mark.parametrize("dim,kernel,size", CASES + [(2, [3, 3], (14, 10)), (2, [3, 1], (9, 7))])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_input_fingerprint_in_prediction_equals_naive_loop(dim, kernel, size, dtype):
+    """Without autograd (prediction) the pyramid pools a channels-last copy on CPU in 2D (``sacm_fingerprint``):
+    the same numbers as the loop over the windows and as the training (NCHW) path; odd and even sizes, float64 and
+    float32."""
+    torch.manual_seed(0)
+    m = SACM(CONV[dim], 5, 4, kernel, num_candidates=3, fingerprint="input").to(dtype)
+    x = torch.randn(2, 5, *size, dtype=dtype) * 3 + 1
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    with torch.inference_mode():
+        fast = m.input_fingerprint(x)
+    for b in range(x.shape[0]):
+        torch.testing.assert_close(fast[b], naive_input_fingerprint(m, x[b:b + 1].double()).to(dtype), **tol)
+    torch.testing.assert_close(fast, m.input_fingerprint(x.clone().requires_grad_(True)).detach(), **tol)
+
+
 PLANNED_CASES = [(2, [3, 3], (11, 9), [[1, 1], [2, 3], [4, 4]]),
                  (3, [1, 3, 3], (5, 9, 8), [[1, 1, 1], [1, 2, 3], [1, 4, 2]]),
                  (3, [3, 3, 3], (6, 7, 6), [[1, 1, 1], [1, 1, 1], [2, 3, 1]])]

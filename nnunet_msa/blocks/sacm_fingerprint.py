@@ -48,6 +48,8 @@ def input_fingerprint(x: torch.Tensor, num_scales: int, pooled_axes: Sequence[bo
     with torch.autocast(device_type=x.device.type, enabled=False):
         mean, std = spatial_mean_std(x32, eps)
         feats, level, level_std = [mean, std], x32, std
+        if _pool_channels_last(x32):
+            level = x32.contiguous(memory_format=torch.channels_last)
         for _ in range(num_scales):
             window = pyramid_window(level.shape[2:], pooled_axes)
             if any(w > 1 for w in window):
@@ -57,11 +59,22 @@ def input_fingerprint(x: torch.Tensor, num_scales: int, pooled_axes: Sequence[bo
     return torch.cat(feats, dim=1)
 
 
+def _pool_channels_last(x: torch.Tensor) -> bool:
+    """Whether the pyramid pools a channels-last copy of x: on CPU in 2D without autograd (prediction), where
+    PyTorch's channels-last average pool is 2-3x faster than its NCHW one, the copy included (1 thread: 1×128×28×20,
+    39 µs against 128 µs; 1×32×256×224, 1.5 ms against 3.4 ms). Not in training: forward and backward it is faster
+    only on small maps in isolation (32×32×56×40: 10.4 against 13.5 ms; 8×64×128×112: 77 against 47 ms), and the
+    whole hippocampus 2d step at batch 32 did not change (0.739 against 0.732 s, 1 thread). Not in 3D (channels-last
+    3D pooling measured 2-8x slower)."""
+    return (x.dim() == 4 and x.device.type == "cpu" and not x.is_contiguous(memory_format=torch.channels_last)
+            and not (torch.is_grad_enabled() and x.requires_grad))
+
+
 def _std(level: torch.Tensor, eps: float) -> torch.Tensor:
     """Population std (+ eps inside the root) per (sample, channel) of a pyramid level (small maps: plain ops; two
-    passes, as ``torch.var`` is 10x slower on CPU)."""
-    flat = level.flatten(2)
-    return torch.sqrt((flat - flat.mean(dim=2, keepdim=True)).square().mean(dim=2) + eps)
+    passes, as ``torch.var`` is 10x slower on CPU); reduced over the spatial axes in any memory format."""
+    axes = tuple(range(2, level.dim()))
+    return torch.sqrt((level - level.mean(dim=axes, keepdim=True)).square().mean(dim=axes) + eps)
 
 
 def input_fingerprint_size(num_candidates: int, in_channels: int) -> int:
