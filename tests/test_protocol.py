@@ -121,5 +121,7 @@ def test_protocol_end_to_end_tiny(shared_data, tmp_path):
     dilations = cfg["architecture"]["arch_kwargs"]["sacm_dilations"]
     assert len(dilations) == cfg["architecture"]["arch_kwargs"]["n_stages"] - 1
     assert all(c[0] == [1, 1] for c in dilations), "the first candidate is the local conv"
+    # planned from the labels of the training pool only (10 training + 5 validation cases), never the test cases'
+    assert cfg["msa2_structure_extents"]["n_cases"] == 15
     assert (results / "hippocampus_2d_dice_vs_time.png").stat().st_size > 1000
     assert "Δ vs nnU-Net, equal iterations" in (results / "hippocampus_2d_report.md").read_text()

@@ -106,8 +106,10 @@ def prepare_split(raw_dir: str, preprocessed_dir: str, pplan: ProtocolPlan, max_
     if planned_candidates:
         from nnunet_msa.planning.planned_configuration import add_planned_configuration
 
+        # from the training pool's labels only: the test cases' must not choose the network
         add_planned_configuration(preprocessed_dir, raw_dir, pplan.plan.configuration,
-                                  pplan.configuration_for(PLANNED), pplan.batch_size)
+                                  pplan.configuration_for(PLANNED), pplan.batch_size,
+                                  cases=list(split.train) + list(split.validation))
     return split
 
 

@@ -30,14 +30,21 @@ def planned_candidates(arch_kwargs: Dict[str, Any], patch_size: Sequence[int], s
     return dilations, span
 
 
-def raw_dataset_extents(raw_dataset_dir: str, slice_axis: int, max_cases: Optional[int] = 100) -> StructureExtents:
-    """Structure extents of an nnU-Net raw dataset folder's training labels, read with nnU-Net's reader."""
+def raw_dataset_extents(raw_dataset_dir: str, slice_axis: int, max_cases: Optional[int] = 100,
+                        cases: Optional[Sequence[str]] = None) -> StructureExtents:
+    """Structure extents of an nnU-Net raw dataset folder's training labels, read with nnU-Net's reader; only the
+    labels of ``cases`` if given (e.g. without a held-back test set's)."""
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
     from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
     with open(os.path.join(raw_dataset_dir, "dataset.json")) as f:
         dataset_json = json.load(f)
     dataset = get_filenames_of_train_images_and_targets(raw_dataset_dir, dataset_json)
+    if cases is not None:
+        missing = sorted(set(cases) - set(dataset))
+        if missing:
+            raise KeyError(f"cases {missing[:5]} are not in {raw_dataset_dir}")
+        dataset = {k: dataset[k] for k in cases}
     first = next(iter(dataset.values()))
     reader = determine_reader_writer_from_dataset_json(dataset_json, first["images"][0])()
     return dataset_structure_extents(dataset, reader, slice_axis, max_cases, dataset_json["labels"].get("ignore"))
@@ -46,10 +53,12 @@ def raw_dataset_extents(raw_dataset_dir: str, slice_axis: int, max_cases: Option
 def add_planned_configuration(preprocessed_dataset_dir: str, raw_dataset_dir: str, base: str, name: str,
                               batch_size: Optional[int] = None, plans_name: str = "nnUNetPlans",
                               options: Optional[Dict[str, Any]] = None,
-                              max_dilation: int = MAX_DILATION) -> Dict[str, Any]:
+                              max_dilation: int = MAX_DILATION,
+                              cases: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Add configuration ``name`` inheriting ``base`` of ``plans_name``: the MSA2 network (``options``, default
-    ``nnUNetTrainerMSA2``'s) on the planned encoder with candidates planned from the labels of ``raw_dataset_dir``,
-    and ``batch_size`` if given. Returns the new configuration entry. Idempotent."""
+    ``nnUNetTrainerMSA2``'s) on the planned encoder with candidates planned from the labels of ``raw_dataset_dir``
+    (only those of ``cases`` if given: a held-back test set's labels must not choose the network), and
+    ``batch_size`` if given. Returns the new configuration entry. Idempotent."""
     from nnunet_msa.network.presets import DEFAULT_PRESET, resolved_options
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -65,7 +74,7 @@ def add_planned_configuration(preprocessed_dataset_dir: str, raw_dataset_dir: st
         arch_kwargs["encoder"] = "residual" if "n_blocks_per_stage" in arch_kwargs else "plain"
     arch_kwargs.update(resolved_options(DEFAULT_PRESET) if options is None else options)
     transpose = plans["transpose_forward"]
-    extents = raw_dataset_extents(raw_dataset_dir, int(transpose[0]))
+    extents = raw_dataset_extents(raw_dataset_dir, int(transpose[0]), cases=cases)
     arch_kwargs["sacm_dilations"], span = planned_candidates(arch_kwargs, resolved["patch_size"], resolved["spacing"],
                                                              transpose, extents, max_dilation)
     entry: Dict[str, Any] = {"inherits_from": base,
