@@ -77,6 +77,31 @@ def test_interpolation_between_budgets():
     np.testing.assert_allclose(interpolate_budgets([100, 200], [s1, s2], 50), s1)
 
 
+def _record(seed, epoch_times, dice):
+    return {"key": {"seed": seed}, "epoch_times_s": epoch_times, "training_time_s": sum(epoch_times),
+            "iterations_per_epoch": 50, "load_during_training": {"mean": 1.0},
+            "test_dice": {"a": {"L": dice}, "b": {"L": dice}}}
+
+
+def test_equal_time_uses_load_free_times():
+    """Load only adds time: a run's epochs slowed by other jobs do not make its trainer look slower. The time ratio
+    and the equal-time comparison use epochs × the 10th percentile of the epoch times (``Row.load_free_time``)."""
+    from benchmarks.protocol.report import Row, compare
+
+    idle, loaded = [10.0] * 20, [10.0] * 4 + [30.0] * 16  # the same speed, the second run mostly under load
+    base = [Row("nnUNetTrainer", "nnUNetTrainer", 1000, [_record(0, idle, 0.80)]),
+            Row("nnUNetTrainer", "nnUNetTrainer", 2000, [_record(0, idle * 2, 0.90)])]
+    assert base[0].mean_time == 200 and base[0].load_free_time == pytest.approx(200)
+    other = Row("X", "X", 1000, [_record(0, loaded, 0.85)])
+    assert other.mean_time == 520 and other.load_free_time == pytest.approx(200)
+    slower = Row("Y", "Y", 1000, [_record(0, [15.0] * 20, 0.85)])  # 1.5x the time: nnU-Net at 1500 its
+    entries = {e["label"]: e for e in compare(base + [other, slower], ["a", "b"], n_boot=200)}
+    assert entries["X"]["time_ratio"] == pytest.approx(1.0)
+    assert entries["X"]["diff_equal_time"]["mean"] == pytest.approx(0.05)  # against nnU-Net's 1000 its
+    assert entries["Y"]["time_ratio"] == pytest.approx(1.5)
+    assert entries["Y"]["diff_equal_time"]["mean"] == pytest.approx(0.85 - 0.85)  # 0.80 + 0.5 × 0.10
+
+
 @pytest.mark.e2e
 def test_protocol_end_to_end_tiny(shared_data, tmp_path):
     """The whole protocol through the real commands: 2 iterations, 2 seeds, 3 test cases, nnU-Net, MSA2 and MSA2
