@@ -29,6 +29,7 @@ from nnunet_msa.blocks.geometry import conv_dim
 from nnunet_msa.blocks.multiscale_conv import MultiScaleConvConfig
 from nnunet_msa.blocks.skip_gates import check_skip_gate
 from nnunet_msa.network.bridged_unet_decoder import BridgedUNetDecoder
+from nnunet_msa.network.mirror_batching import MirrorBatcher, is_compiling
 from nnunet_msa.network.msa_decoder import MSADecoder
 from nnunet_msa.network.qtseg_decoder import QTSegDecoder
 
@@ -65,6 +66,9 @@ class MSA2UNet(nn.Module):
     planners, ``planning/candidate_plan.py``; None: dilations 1, ..., K everywhere), ``multiscale_conv`` (in SACM's
     place: "sacm", "dmk", "selective_kernel", "static"; default "sacm", or "static" when ``use_sacm`` is False),
     ``skip_redistribution`` ("none" or "mlfd": QTSeg's multi-level feature distribution over all encoder outputs).
+
+    ``mirror_batching``: in prediction on CPU, the mirrored copies of a tile that nnU-Net's predictor asks for one by
+    one are evaluated in one batch (``network/mirror_batching.py``; same results, fewer passes).
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class MSA2UNet(nn.Module):
         multiscale_conv: Optional[str] = None,
         skip_redistribution: str = "none",
         sacm_dilations: Optional[Sequence] = None,
+        mirror_batching: bool = True,
     ) -> None:
         super().__init__()
         encoder = encoder or ("residual" if n_blocks_per_stage is not None else "plain")
@@ -170,6 +175,7 @@ class MSA2UNet(nn.Module):
                                        masag_stages, sacm_stages, skip_gate, residual_static_stages, sacm_dilations)
         self.decoder_kind = decoder
         self.set_recompute(recompute)
+        self.mirror_batcher = MirrorBatcher(mirror_batching)
 
     def set_recompute(self, enabled: Union[bool, str]) -> None:
         """Recompute in backward instead of keeping activations (``nnunet_msa.blocks.recompute``): True the
@@ -197,6 +203,11 @@ class MSA2UNet(nn.Module):
                              f"dataset.json), got {x.shape[1]}. Give the same channels (modalities) as in training: "
                              f"nnU-Net reads channel i of a case from CASE_{{i:04d}} (here CASE_0000 ... "
                              f"CASE_{self.input_channels - 1:04d}).")
+        if not is_compiling() and self.mirror_batcher.applies(x, self.training):
+            return self.mirror_batcher(self._forward, x, [*self.parameters(), *self.buffers()])
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
         skips = self.encoder(x)
         if self.mlfd is not None:
             skips = self.mlfd(skips)

@@ -1,6 +1,7 @@
 """nnU-Net trainer classes for MSA2 (found by nnU-Net through the thin modules in the repository's ``trainers/``)."""
 from nnunet_msa.training.nnunet_trainer_msa2 import (DEFAULT_OPTIONS, nnUNetTrainerMSA2, nnUNetTrainerMSA2Full,
-                                                     nnUNetTrainerMSA2_v1, trainer_from_preset)
+                                                     nnUNetTrainerMSA2_fast, nnUNetTrainerMSA2_v1,
+                                                     trainer_from_preset)
 from nnunet_msa.training.ablation_trainers import (ABLATION_TRAINERS, nnUNetTrainerMSA2_bridgeOnly,
                                                     nnUNetTrainerMSA2_noBridge, nnUNetTrainerMSA2_noMASAG,
                                                     nnUNetTrainerMSA2_noSACM, nnUNetTrainerMSA2_noTempAnneal)

@@ -87,3 +87,4 @@ def trainer_from_preset(preset_name: str, module: str, base: Optional[type] = No
 nnUNetTrainerMSA2Full = trainer_from_preset("msa2_full", __name__)
 #: the default until 2026-12 (responses fingerprint, bridge and MASAG in every stage but the full-resolution one)
 nnUNetTrainerMSA2_v1 = trainer_from_preset("msa2_v1", __name__)
+nnUNetTrainerMSA2_fast = trainer_from_preset("msa2_fast", __name__)
