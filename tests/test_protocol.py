@@ -102,6 +102,33 @@ def test_equal_time_uses_load_free_times():
     assert entries["Y"]["diff_equal_time"]["mean"] == pytest.approx(0.85 - 0.85)  # 0.80 + 0.5 × 0.10
 
 
+def test_records_are_found_under_any_value_of_a_neutral_option(tmp_path):
+    """A record keyed with another ``recompute`` (memory and time only, the same numbers) is the same run: the
+    cache finds it and the report names it after today's trainer; a record of other options is not taken."""
+    from benchmarks.protocol.design import RunKey, signature_hash, signature_hashes, trainer_signature, _hash
+    from benchmarks.protocol.report import load_rows
+
+    trainer = "nnUNetTrainerMSA2"
+    hashes = signature_hashes(trainer)
+    assert hashes[0] == signature_hash(trainer) and len(hashes) == len(set(hashes)) >= 4
+    sig = trainer_signature(trainer)
+    other = {**sig["msa2_options"], "recompute": "blocks" if sig["msa2_options"]["recompute"] != "blocks" else False}
+    old = _hash({**sig, "msa2_options": other})
+    assert old in hashes and old != hashes[0]
+    changed = _hash({**sig, "msa2_options": {**sig["msa2_options"], "n_bridge": 7}})
+    assert changed not in hashes
+    for h in (old, changed):
+        key = RunKey("hippocampus_2d", "nnUNetTrainerMSA2_renamed", 1000, 32, 0, "abc", h)
+        path = Path(key.record_path(str(tmp_path)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": key.as_dict(), "test_dice": {}}))
+    today = RunKey("hippocampus_2d", trainer, 1000, 32, 0, "abc", hashes[0])
+    found = today.same_run_paths(str(tmp_path), hashes)
+    assert [Path(p).name for p in found] == [f"nnUNetTrainerMSA2_renamed_it1000_b32_seed0_abc_{old}.json"]
+    labels = {r.label for r in load_rows(str(tmp_path), "hippocampus_2d")}
+    assert trainer in labels and f"nnUNetTrainerMSA2_renamed@{changed}" in labels
+
+
 @pytest.mark.e2e
 def test_protocol_end_to_end_tiny(shared_data, tmp_path):
     """The whole protocol through the real commands: 2 iterations, 2 seeds, 3 test cases, nnU-Net, MSA2 and MSA2

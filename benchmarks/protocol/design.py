@@ -136,8 +136,37 @@ def trainer_signature(trainer: str) -> Dict[str, Any]:
     return json.loads(json.dumps(sig, sort_keys=True, default=str))
 
 
+#: ``MSA2UNet`` options that change memory and time, never the numbers (what backward recomputes, mirrored tiles in
+#: one batch): a record made with another value of one of these is the same run, found under any of those values.
+NEUTRAL_OPTIONS: Dict[str, Tuple[Any, ...]] = {"recompute": (False, True, "gates", "blocks"),
+                                               "mirror_batching": (False, True)}
+
+
+def _hash(sig: Dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(sig, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def signature_hash(trainer: str) -> str:
-    return hashlib.sha256(json.dumps(trainer_signature(trainer), sort_keys=True).encode()).hexdigest()[:8]
+    return _hash(trainer_signature(trainer))
+
+
+def signature_hashes(trainer: str) -> List[str]:
+    """``signature_hash(trainer)`` first, then the hashes of the same signature with the neutral options
+    (``NEUTRAL_OPTIONS``) it has set to their other values: the keys under which the same run may be recorded."""
+    sig = trainer_signature(trainer)
+    out = [_hash(sig)]
+    options = sig.get("msa2_options")
+    if not isinstance(options, dict):
+        return out
+    variants = [dict(options)]
+    for name, values in NEUTRAL_OPTIONS.items():
+        if name in options:
+            variants = [{**v, name: value} for v in variants for value in values]
+    for v in variants:
+        h = _hash(json.loads(json.dumps({**sig, "msa2_options": v}, sort_keys=True, default=str)))
+        if h not in out:
+            out.append(h)
+    return out
 
 
 def trainer_names_by_signature() -> Dict[str, str]:
@@ -151,7 +180,8 @@ def trainer_names_by_signature() -> Dict[str, str]:
     for name in training.__all__:
         if name.endswith("_budget") or re.search(r"_\d+epochs$", name):
             continue
-        out.setdefault(signature_hash(name), name)
+        for h in signature_hashes(name):
+            out.setdefault(h, name)
     return out
 
 
@@ -174,12 +204,16 @@ class RunKey:
     def record_path(self, results_dir: str) -> str:
         return os.path.join(results_dir, self.plan, f"{self.name}.json")
 
-    def same_run_paths(self, results_dir: str) -> List[str]:
-        """Records of the same run under any trainer name (same options, budget, batch, seed and split)."""
+    def same_run_paths(self, results_dir: str, signatures: Optional[List[str]] = None) -> List[str]:
+        """Records of the same run under any trainer name (same options, budget, batch, seed and split); with
+        ``signatures`` (``signature_hashes``) also those keyed with another value of a neutral option."""
         import glob
 
-        suffix = f"_it{self.iterations}_b{self.batch_size}_seed{self.seed}_{self.split}_{self.signature}.json"
-        return sorted(glob.glob(os.path.join(results_dir, self.plan, f"*{suffix}")))
+        out: List[str] = []
+        for sig in signatures or [self.signature]:
+            suffix = f"_it{self.iterations}_b{self.batch_size}_seed{self.seed}_{self.split}_{sig}.json"
+            out += sorted(glob.glob(os.path.join(results_dir, self.plan, f"*{suffix}")))
+        return out
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)

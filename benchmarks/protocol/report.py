@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from benchmarks.protocol.bootstrap import interpolate_budgets, paired_difference
-from benchmarks.protocol.design import BASELINE, signature_hash, trainer_names_by_signature
+from benchmarks.protocol.design import BASELINE, signature_hashes, trainer_names_by_signature
 
 
 #: the epoch-time quantile that stands for an idle machine (``Row.load_free_time``)
@@ -101,7 +101,7 @@ def load_rows(results_dir: str, plan: str, split_digest: Optional[str] = None) -
         known = names.get(key["signature"])
         if known is None:
             try:  # a name no class has (``+plannedRF``): itself if its options are still these
-                current = signature_hash(trainer) == key["signature"]
+                current = key["signature"] in signature_hashes(trainer)
             except ValueError:
                 current = False
             label = trainer if current else f"{trainer}@{key['signature']}"
@@ -109,7 +109,7 @@ def load_rows(results_dir: str, plan: str, split_digest: Optional[str] = None) -
             label = trainer
         else:
             try:
-                same = signature_hash(trainer) == key["signature"]
+                same = key["signature"] in signature_hashes(trainer)
             except ValueError:
                 same = False
             label = f"{known} (= {trainer})" if same else known

@@ -15,7 +15,7 @@ from nnunet_msa.pipeline.commands import run_command
 from nnunet_msa.pipeline.dice import dice_per_label, read_labels
 from nnunet_msa.pipeline.training_log import epoch_times
 
-from benchmarks.protocol.design import ProtocolPlan, RunKey, Split, split_trainer, trainer_signature
+from benchmarks.protocol.design import ProtocolPlan, RunKey, Split, signature_hashes, split_trainer, trainer_signature
 from benchmarks.workspace import PLANS_NAME, Workspace, nnunet_command
 
 
@@ -157,7 +157,7 @@ def run_cached(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, re
                device: str = "cpu", n_proc_da: int = 2, log=print) -> Dict[str, Any]:
     """The record of ``key``: read from ``results_dir`` if there, else trained, predicted and written."""
     path = key.record_path(results_dir)
-    for existing in [path] + key.same_run_paths(results_dir):
+    for existing in [path] + key.same_run_paths(results_dir, signature_hashes(key.trainer)):
         record = load_record(existing)
         if record is not None:
             log(f"  cached: {key.name}" + ("" if existing == path else f" (as {os.path.basename(existing)})"))
