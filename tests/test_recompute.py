@@ -90,3 +90,36 @@ def test_inference_does_not_checkpoint(monkeypatch):
     net.train()
     net(torch.randn(1, 1, 6, 16, 12))
     assert calls, "training with recompute=True must go through torch.utils.checkpoint"
+
+
+def test_low_memory_trainer_is_the_default_network_recomputed():
+    """``nnUNetTrainerMSA2_lowMemory`` (for GPUs that nnU-Net's plans fill) differs from the default only in
+    ``recompute``: the same outputs and gradients in float64, a smaller planner estimate; exported for nnU-Net."""
+    from nnunet_msa.training import nnUNetTrainerMSA2, nnUNetTrainerMSA2_lowMemory
+
+    default, low = nnUNetTrainerMSA2.msa2_options, nnUNetTrainerMSA2_lowMemory.msa2_options
+    assert {k: v for k, v in low.items() if k != "recompute"} == {k: v for k, v in default.items() if k != "recompute"}
+    assert low["recompute"] is True and default["recompute"] != True  # noqa: E712 ("gates" is truthy)
+    nets = []
+    for options in (default, low):
+        torch.manual_seed(0)
+        net = MSA2UNet(1, 4, [4, 8, 16, 16], nn.Conv2d, 3, [1, 2, 2, 2], 2, [1, 1, 1], n_conv_per_stage=[1, 1, 1, 1],
+                       conv_bias=True, norm_op=nn.InstanceNorm2d, norm_op_kwargs={"eps": 1e-5, "affine": True},
+                       **ACT, deep_supervision=True, **options)
+        net.apply(net.initialize)
+        nets.append(net.double())
+    assert nets[1].compute_conv_feature_map_size((32, 24)) < nets[0].compute_conv_feature_map_size((32, 24))
+    x = torch.randn(2, 1, 32, 24, dtype=torch.float64)
+    outs, grads = [], []
+    for net in nets:
+        out = net(x)
+        sum(o.square().mean() for o in out).backward()
+        outs.append([o.detach() for o in out])
+        grads.append([p.grad for p in net.parameters()])
+    for a, b in zip(*outs):
+        torch.testing.assert_close(b, a)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(b, a)
+    import nnunet_msa.training as training
+
+    assert "nnUNetTrainerMSA2_lowMemory" in training.__all__  # re-exported by trainers/ for nnUNet_extTrainer

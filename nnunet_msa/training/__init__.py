@@ -1,6 +1,7 @@
 """nnU-Net trainer classes for MSA2 (found by nnU-Net through the thin modules in the repository's ``trainers/``)."""
 from nnunet_msa.training.nnunet_trainer_msa2 import (DEFAULT_OPTIONS, nnUNetTrainerMSA2, nnUNetTrainerMSA2Full,
-                                                     nnUNetTrainerMSA2_fast, nnUNetTrainerMSA2_v1,
+                                                     nnUNetTrainerMSA2_fast, nnUNetTrainerMSA2_lowMemory,
+                                                     nnUNetTrainerMSA2_v1,
                                                      trainer_from_preset)
 from nnunet_msa.training.ablation_trainers import (ABLATION_TRAINERS, nnUNetTrainerMSA2_bridgeOnly,
                                                     nnUNetTrainerMSA2_noBridge, nnUNetTrainerMSA2_noMASAG,
@@ -21,7 +22,7 @@ globals().update(ARCHITECTURE_BUDGET_TRAINERS)
 globals().update({t.__name__: t for t in HYPOTHESIS_TRAINERS})
 
 __all__ = (["nnUNetTrainerMSA2", "nnUNetTrainerMSA2Full", "nnUNetTrainerMSA2_budget", "nnUNetTrainerMSA2Full_budget",
-            "nnUNetTrainer_budget"]
+            "nnUNetTrainer_budget", "nnUNetTrainerMSA2_lowMemory"]
            + [t.__name__ for t in ABLATION_TRAINERS]
            + sorted(EPOCH_TRAINERS, key=lambda n: int(n.split("_")[-1][:-len("epochs")]))
            + sorted(ABLATION_BUDGET_TRAINERS)
