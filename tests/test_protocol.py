@@ -102,6 +102,30 @@ def test_equal_time_uses_load_free_times():
     assert entries["Y"]["diff_equal_time"]["mean"] == pytest.approx(0.85 - 0.85)  # 0.80 + 0.5 × 0.10
 
 
+def test_times_are_compared_only_on_the_same_cpu_model():
+    """Machines differ in speed: a row timed on another CPU model than nnU-Net's rows keeps its Dice comparison but
+    gets no time ratio and no equal-time difference, and the hint names both CPUs; a row on nnU-Net's CPU (records
+    without a model count as one machine) gets both."""
+    from benchmarks.protocol.report import UNRECORDED_CPU, Row, compare, markdown_table
+    from benchmarks.protocol.runner import cpu_model
+
+    assert cpu_model().strip()
+    base = [Row("nnUNetTrainer", "nnUNetTrainer", 1000, [_record(0, [10.0] * 20, 0.80)]),
+            Row("nnUNetTrainer", "nnUNetTrainer", 2000, [_record(0, [10.0] * 40, 0.90)])]
+    other_cpu = dict(_record(0, [25.0] * 20, 0.85), machine={"cpu_model": "Slow CPU 1"})
+    same_cpu = dict(_record(0, [15.0] * 20, 0.85), machine={})
+    rows = base + [Row("A", "A", 1000, [other_cpu]), Row("B", "B", 1000, [same_cpu])]
+    assert rows[2].cpus == ("Slow CPU 1",) and rows[3].cpus == (UNRECORDED_CPU,)
+    entries = {e["label"]: e for e in compare(rows, ["a", "b"], n_boot=200)}
+    a, b = entries["A"], entries["B"]
+    assert a["diff_equal_iterations"]["mean"] == pytest.approx(0.05)
+    assert "time_ratio" not in a and not a.get("diff_equal_time") and a["other_machine"]
+    assert "Slow CPU 1" in a["equal_time_hint"] and UNRECORDED_CPU in a["equal_time_hint"]
+    assert b["time_ratio"] == pytest.approx(1.5) and b["diff_equal_time"]["mean"] == pytest.approx(0.0)
+    table = markdown_table("p", list(entries.values()), 2)
+    assert "timed on Slow CPU 1" in table
+
+
 def test_records_are_found_under_any_value_of_a_neutral_option(tmp_path):
     """A record keyed with another ``recompute`` (memory and time only, the same numbers) is the same run: the
     cache finds it and the report names it after today's trainer; a record of other options is not taken."""

@@ -55,7 +55,8 @@ def naive_sacm(m: SACM, x: torch.Tensor) -> torch.Tensor:
                 dil = list(m.dilations[j - 1])
                 pad = [d * (k - 1) // 2 for d, k in zip(dil, m.kernel_size)]
             groups = m.in_channels if m.realization == "separable" else 1
-            responses.append(FN[dim](xb, w, None, 1, pad, dil, groups)[0])  # (C_k, *S)
+            xin = xb[:, m.input_groups[j - 1]] if m.realization == "split" else xb  # split: its input group only
+            responses.append(FN[dim](xin, w, None, 1, pad, dil, groups)[0])  # (C_k, *S)
         stats = []
         for r in responses:
             flat = r.reshape(r.shape[0], -1)
@@ -156,7 +157,7 @@ def test_planned_dilations_are_checked():
 
 
 @pytest.mark.parametrize("realization,expected", [("separable", "kernel"), ("dilated", "outputs"),
-                                                  ("dense", "outputs"), ("shared", "outputs")])
+                                                  ("dense", "outputs"), ("shared", "outputs"), ("split", "kernel")])
 def test_form_choice(realization, expected):
     assert SACM(nn.Conv2d, 4, 4, 3, realization=realization, fingerprint="input").form == expected
     assert SACM(nn.Conv2d, 4, 4, 3, realization=realization, fingerprint="responses").form == "outputs"
@@ -185,7 +186,7 @@ def test_static_init_starts_as_the_first_candidate(realization, dim, kernel, siz
 
 @pytest.mark.parametrize("realization", REALIZATIONS)
 def test_axis_with_kernel_one_stays_one(realization):
-    m = SACM(nn.Conv3d, 2, 2, [1, 3, 3], realization=realization)
+    m = SACM(nn.Conv3d, 3, 2, [1, 3, 3], realization=realization)
     w_hat = m.embedded_kernels()
     assert w_hat.shape[3:] == (1, 7, 7)
     assert m.receptive_fields == [3, 5, 7]
@@ -239,6 +240,21 @@ def test_shapes_and_gradients_batch_size_one(realization, dim, kernel, size):
     assert all(float(p.grad.abs().sum()) > 0 for p in m.gate.parameters())
 
 
+def test_split_gives_each_candidate_its_input_group():
+    """``split``: K near-equal consecutive groups of the input channels, one static conv's weights in all; its
+    kernel form is the per-sample kernel [π_1·W_1 | ... | π_K·W_K]; fewer input channels than K is an error."""
+    m = SACM(nn.Conv2d, 32, 16, 3, realization="split", fingerprint="input", bias=False)
+    assert [(g.start, g.stop) for g in m.input_groups] == [(0, 11), (11, 22), (22, 32)]
+    assert sum(w.numel() for w in m.weights) == nn.Conv2d(32, 16, 3, bias=False).weight.numel()
+    x = torch.randn(2, 32, 10, 9)
+    pi = m.pi(x)
+    w_b = torch.einsum("bk,koi...->boi...", pi, m.embedded_kernels())  # (B, C_out, C_in, 7, 7)
+    ref = torch.cat([F.conv2d(x[b:b + 1], w_b[b], padding=3) for b in range(2)])
+    torch.testing.assert_close(m(x), ref, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="only 2"):
+        SACM(nn.Conv2d, 2, 4, 3, realization="split")
+
+
 def test_rejects_wrong_dimensionality_and_even_kernels():
     m = SACM(nn.Conv3d, 2, 2, 3)
     with pytest.raises(ValueError, match="3D"):
@@ -278,3 +294,26 @@ def test_pi_differs_between_real_samples_after_instance_norm():
         pi = m.attention(m.candidate_responses(stem(x)))
     spread = (pi - pi.mean(0, keepdim=True)).abs().max()
     assert spread > 1e-4, pi
+
+
+@pytest.mark.parametrize("dim,kernel,size", CASES)
+def test_split_compiles_fullgraph_and_runs_under_bf16_autocast(dim, kernel, size):
+    """The ``split`` kernel form (input groups scaled by π, K group convs summed in place) traces in one graph
+    (``torch.compile(fullgraph=True)``, aot_eager: what CUDA users' inductor sees) with the eager values and
+    gradients, and stays finite with float32 π under bfloat16 autocast."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    m = SACM(CONV[dim], 6, 5, kernel, realization="split", fingerprint="input")
+    x = torch.randn(2, 6, *size, requires_grad=True)
+    eager = m(x)
+    g_eager = torch.autograd.grad(eager.square().sum(), [x] + list(m.parameters()))
+    compiled = torch.compile(m, fullgraph=True, backend="aot_eager")
+    out = compiled(x)
+    torch.testing.assert_close(out, eager, rtol=1e-5, atol=1e-5)
+    for a, b in zip(torch.autograd.grad(out.square().sum(), [x] + list(m.parameters())), g_eager):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(x)
+        pi = m.pi(x)
+    assert y.dtype == torch.bfloat16 and pi.dtype == torch.float32 and torch.isfinite(y.float()).all()
+    torch.testing.assert_close(y.float(), eager.detach(), rtol=0.1, atol=0.1)

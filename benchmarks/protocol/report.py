@@ -11,6 +11,11 @@ Time is the **load-free** training time: epochs × the 10th percentile of the ro
 time, so the fastest epochs of a row are its speed on an idle machine; the sum of a run's epoch times (the record's
 ``training_time_s``, shown as "training s, as run") is kept beside it. The time ratio, the equal-time comparison and
 the plot use the load-free time.
+
+Times are compared only between rows trained on the same CPU model (``Row.cpus``, the records' ``machine.cpu_model``;
+records made before 2026-12-05 do not have it and count as one machine, ``UNRECORDED_CPU``): the machines these runs
+get differ by up to 2.6× in speed, so a row timed on another CPU than nnU-Net's rows gets no time ratio, no
+equal-time difference and no point in the plot, and the table says which run would make it comparable.
 """
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ from benchmarks.protocol.design import BASELINE, signature_hashes, trainer_names
 
 #: the epoch-time quantile that stands for an idle machine (``Row.load_free_time``)
 LOAD_FREE_QUANTILE = 0.1
+#: the CPU model of records written before the runner recorded it (all of them on one machine type)
+UNRECORDED_CPU = "unrecorded (records before 2026-12-05)"
 
 
 @dataclass
@@ -76,6 +83,11 @@ class Row:
     def mean_time(self) -> float:
         """Mean over seeds of the training time as run (every epoch, load included)."""
         return float(np.mean(self.training_times))
+
+    @property
+    def cpus(self) -> Tuple[str, ...]:
+        """The CPU models this row's seeds were trained on (``UNRECORDED_CPU`` for records without one)."""
+        return tuple(sorted({(r.get("machine") or {}).get("cpu_model") or UNRECORDED_CPU for r in self.records}))
 
     @property
     def load_free_time(self) -> float:
@@ -134,6 +146,7 @@ def compare(rows: List[Row], cases: List[str], n_boot: int = 10000) -> List[Dict
     common = sorted(set.intersection(*(set(r.seeds) for r in base))) if base else []
     base_times = [r.load_free_time for r in base]
     base_scores = [r.scores(cases, common) for r in base] if common else []
+    base_cpus = tuple(sorted({c for r in base for c in r.cpus}))
     for row in rows:
         scores = row.scores(cases)
         fg = scores.mean(axis=1).tolist()
@@ -143,13 +156,21 @@ def compare(rows: List[Row], cases: List[str], n_boot: int = 10000) -> List[Dict
             "training_time_s_per_seed": row.training_times, "mean_training_time_s": row.mean_time,
             "load_free_training_time_s": row.load_free_time,
             "load_mean_per_seed": [r["load_during_training"]["mean"] for r in row.records],
+            "cpus": list(row.cpus),
         }
         if base and row.label != BASELINE:
             same = base_by_its.get(row.iterations)
+            timed_alike = set(row.cpus) <= set(base_cpus)
+            if not timed_alike:
+                entry["other_machine"] = True
+                entry["equal_time_hint"] = (f"`{row.label}` was timed on {', '.join(row.cpus)}, nnU-Net on "
+                                            f"{', '.join(base_cpus)}: no time ratio or equal-time difference; train "
+                                            f"{BASELINE} on that CPU to compare times")
             if same is not None:
                 entry["diff_equal_iterations"] = paired_difference(scores, same.scores(cases), n_boot).__dict__
-                entry["time_ratio"] = row.load_free_time / same.load_free_time
-            if base_scores:
+                if timed_alike:
+                    entry["time_ratio"] = row.load_free_time / same.load_free_time
+            if base_scores and timed_alike:
                 at = interpolate_budgets(base_times, base_scores, row.load_free_time)
                 entry["diff_equal_time"] = (paired_difference(scores, at, n_boot).__dict__ if at is not None
                                             else None)
@@ -203,7 +224,8 @@ def plot(plan: str, entries: List[Dict[str, Any]], path: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     by_label: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
     for e in entries:
-        by_label[e["label"]].append(e)
+        if not e.get("other_machine"):  # timed on another CPU: its time is not on this axis
+            by_label[e["label"]].append(e)
     for label, es in by_label.items():
         es = sorted(es, key=lambda e: e["load_free_training_time_s"])
         t = [e["load_free_training_time_s"] / 60 for e in es]

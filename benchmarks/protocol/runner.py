@@ -132,10 +132,23 @@ def execute_run(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, d
         "n_train_cases": len(split.train),
         "started_utc": started,
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cpu_model": cpu_model(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "nnunetv2": getattr(nnunetv2, "__version__", "?"), "device": device},
         "run_folder": run_root,
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere): training times of records are
+    compared only between runs on the same model (``report.Row.cpus``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def load_record(path: str) -> Optional[Dict[str, Any]]:

@@ -32,7 +32,7 @@ class MultiScaleConvConfig:
 
     enabled: False replaces SACM by a static ``conv_op`` of the planned kernel size (ablation "noSACM").
     num_candidates: K, candidate receptive fields 3, 5, 7, ... on every axis planned with kernel 3.
-    realization: one of ``dilated`` (default), ``dense``, ``separable``, ``shared`` (see ``SACM``).
+    realization: one of ``dilated`` (default), ``dense``, ``separable``, ``shared``, ``split`` (see ``SACM``).
     reduction: r of the gate's hidden width max(C_k // r, 8).
     kind: which multi-scale convolution takes SACM's place (``blocks/multiscale_conv.py``): "sacm" (default),
         "dmk", "selective_kernel" or "static"; the fields below apply to "sacm" only.

@@ -14,7 +14,8 @@ A convolution whose kernel is a per-sample soft mixture of K candidate kernels w
 
 With the ``responses`` fingerprint π needs the responses, so ``forward`` runs the outputs form. With the ``input``
 fingerprint ``forward`` runs the form ``form`` names ("auto": the kernel form for ``separable``, whose per-sample
-depthwise kernel is one memory-bound pass instead of K responses and their mixing; the outputs form for the dense
+depthwise kernel is one memory-bound pass instead of K responses and their mixing, and for ``split``, whose
+candidates act on disjoint input groups, so the per-sample kernel is the input scaled per group; the outputs form for the dense
 realizations, whose embedded 7-tap kernels would cost 49/27 (2D) to 343/81 (3D) times the candidates' taps). The
 per-sample depthwise convolution has a hand-written backward (``per_sample_conv``): on CPU its kernel gradient is
 otherwise 10-45x the forward.
@@ -41,7 +42,7 @@ from nnunet_msa.blocks.per_sample_conv import mix_kernels, per_sample_conv
 from nnunet_msa.blocks.sacm_fingerprint import input_fingerprint, input_fingerprint_size
 from nnunet_msa.blocks.separable_mixture import separable_mixture
 
-REALIZATIONS = ("dilated", "dense", "separable", "shared")
+REALIZATIONS = ("dilated", "dense", "separable", "shared", "split")
 FINGERPRINTS = ("responses", "input")
 INITS = ("he", "static")
 FORMS = ("auto", "kernel", "outputs")
@@ -59,6 +60,18 @@ def check_options(realization: str, fingerprint: str, init: str, form: str) -> N
     if fingerprint == "responses" and form == "kernel":
         raise ValueError("SACM form='kernel' needs fingerprint='input' (the responses fingerprint needs every "
                          "candidate's response before the kernel could be mixed).")
+
+
+def split_channels(channels: int, parts: int, split: bool) -> Tuple[slice, ...]:
+    """``parts`` slices of range(channels): near-equal consecutive groups (the first ones one larger) when ``split``,
+    else the whole range for each part."""
+    if not split:
+        return (slice(0, channels),) * parts
+    base, extra = divmod(channels, parts)
+    bounds = [0]
+    for j in range(parts):
+        bounds.append(bounds[-1] + base + (1 if j < extra else 0))
+    return tuple(slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]))
 
 
 def default_dilations(kernel_size: Sequence[int], num_candidates: int) -> Tuple[Tuple[int, ...], ...]:
@@ -98,7 +111,11 @@ class SACM(nn.Module):
             ``dilated``: candidate j is a k-tap kernel W_j at dilation j;
             ``dense``: candidate j is a dense kernel of size (k - 1)·j + 1;
             ``separable``: depthwise dilated candidates on C_in mixed per sample, then one pointwise C_in -> C_out;
-            ``shared``: one k-tap kernel applied at dilations 1..K.
+            ``shared``: one k-tap kernel applied at dilations 1..K;
+            ``split``: candidate j is a dense k-tap kernel at dilation j on the j-th of K near-equal groups of the
+            input channels (zero on the others; ``input_groups``), so the K candidates together have one static
+            conv's weights and FLOPs (a pyramidal convolution mixed per sample). Its kernel form scales input group
+            j by π_j and sums the K group convolutions: y = Σ_j W_j *_{d_j} (π_j · x_j) + b, Eq. of ``forward``.
         reduction: gate hidden width max(C // reduction, 8), C = C_k (C_out; C_in for ``separable``) for the
             responses fingerprint, C_in for the input fingerprint.
         bias: add a learned bias b (C_out).
@@ -141,9 +158,15 @@ class SACM(nn.Module):
         self.num_candidates = int(num_candidates)
         self.dilations = check_dilations(dilations, self.kernel_size, self.num_candidates)
         self.realization = realization
+        if realization == "split" and self.in_channels < self.num_candidates:
+            raise ValueError(f"SACM realization 'split' gives each of the K={self.num_candidates} candidates its own "
+                             f"group of input channels, but there are only {self.in_channels}: use K <= C_in or "
+                             f"another realization ('dilated').")
+        #: per candidate, its slice of the input channels (all of them unless ``split``)
+        self.input_groups = split_channels(self.in_channels, self.num_candidates, realization == "split")
         self.eps = float(eps)
         self.fingerprint_kind, self.init = fingerprint, init
-        self.form = form if form != "auto" else ("kernel" if realization == "separable" else "outputs")
+        self.form = form if form != "auto" else ("kernel" if realization in ("separable", "split") else "outputs")
         if fingerprint == "responses":
             self.form = "outputs"
         self.observe = False
@@ -152,14 +175,14 @@ class SACM(nn.Module):
         K = self.num_candidates
         depthwise = realization == "separable"
         c_resp = self.in_channels if depthwise else self.out_channels  # C_k: channels of the candidate responses
-        c_w_in = 1 if depthwise else self.in_channels
+        c_w_in = [1 if depthwise else g.stop - g.start for g in self.input_groups]
         if realization == "dense":
             shapes = [self._candidate_rf(j) for j in range(1, K + 1)]
         else:
             shapes = [self.kernel_size] * K
         n_tensors = 1 if realization == "shared" else K
         self.weights = nn.ParameterList(
-            [nn.Parameter(torch.empty(c_resp, c_w_in, *shapes[j])) for j in range(n_tensors)])
+            [nn.Parameter(torch.empty(c_resp, c_w_in[j], *shapes[j])) for j in range(n_tensors)])
         self.pointwise = conv_op(self.in_channels, self.out_channels, 1, bias=bias) if depthwise else None
         self.bias = nn.Parameter(torch.zeros(self.out_channels)) if (bias and not depthwise) else None
 
@@ -223,8 +246,9 @@ class SACM(nn.Module):
         groups = self.in_channels if depthwise else 1
         if depthwise and x.device.type == "cpu":
             x = channels_last(x)  # once for the K depthwise calls; responses stay channels-last (fast_conv)
-        return [fast_conv(x, self._weight(j), None, self._padding(j), self._dilation(j), groups,
-                          keep_channels_last=depthwise)
+        split = self.realization == "split"
+        return [fast_conv(x[:, self.input_groups[j - 1]] if split else x, self._weight(j), None, self._padding(j),
+                          self._dilation(j), groups, keep_channels_last=depthwise)
                 for j in range(1, self.num_candidates + 1)]
 
     def fingerprint(self, responses: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -307,11 +331,12 @@ class SACM(nn.Module):
         K = self.num_candidates
         big = tuple(max(rf) for rf in zip(*self.candidate_receptive_fields))
         w0 = self._weight(1)
-        out = w0.new_zeros((K,) + tuple(w0.shape[:2]) + big)
+        c_w_in = w0.shape[1] if self.realization != "split" else self.in_channels
+        out = w0.new_zeros((K, w0.shape[0], c_w_in) + big)
         for j in range(1, K + 1):
             w = self._weight(j)
             dil, size = self._dilation(j), w.shape[2:]
-            index = [slice(None), slice(None)]
+            index = [slice(None), self.input_groups[j - 1] if self.realization == "split" else slice(None)]
             for ax in range(self.dim):
                 extent = (size[ax] - 1) * dil[ax] + 1
                 start = (big[ax] - extent) // 2
@@ -324,6 +349,8 @@ class SACM(nn.Module):
         the batch, ``per_sample_conv``). With the responses fingerprint π still needs the candidates' responses
         (tests only)."""
         pi = self.pi(x)
+        if self.realization == "split":
+            return self._split_kernel_form(x, pi)
         training = torch.is_grad_enabled() and any(t.requires_grad for t in (x, self.weights[0]))
         if self.realization == "separable" and (training or x.shape[0] > 1):
             # depthwise dilated candidates: kernel gradients at their taps only (per_sample_conv)
@@ -336,6 +363,19 @@ class SACM(nn.Module):
         groups = self.in_channels if self.realization == "separable" else 1
         return self._finish(per_sample_conv(x.contiguous(), w_b, pad, groups))
 
+    def _split_kernel_form(self, x: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+        """``split``'s kernel form: the per-sample kernel [π_1·W_1 | ... | π_K·W_K] (input groups side by side) applied
+        without building it, y = Σ_j conv_{d_j}(π_j · x_j, W_j) + b: one scaling pass over x and K convolutions whose
+        FLOPs add up to one static conv's. x: (B, C_in, *S), π: (B, K) -> (B, C_out, *S)."""
+        scale = pi.to(x.dtype).view(pi.shape[0], self.num_candidates, *([1] * (self.dim + 1)))
+        y = None
+        for j in range(1, self.num_candidates + 1):
+            xj = x[:, self.input_groups[j - 1]] * scale[:, j - 1]  # (B, C_j, *S), contiguous
+            bias = self.bias.to(x.dtype) if (j == 1 and self.bias is not None) else None
+            r = fast_conv(xj, self._weight(j), bias, self._padding(j), self._dilation(j), 1)
+            y = r if y is None else y.add_(r)
+        return y
+
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
         """Elements of the maps SACM keeps for backward: in the outputs form the K responses and the mixed output,
         in the kernel form the one conv output (x is its input's), plus the pointwise output (nnU-Net's unit)."""
@@ -343,6 +383,8 @@ class SACM(nn.Module):
         n = math.prod(int(s) for s in input_size)
         extra = self.out_channels * n if self.pointwise is not None else 0
         kept = 1 if self.form == "kernel" else self.num_candidates + 1
+        if self.realization == "split" and self.form == "kernel":  # the scaled input groups and the output
+            extra += self.in_channels * n
         return int(kept * c_k * n + extra)
 
     def extra_repr(self) -> str:
