@@ -5,6 +5,7 @@ The data comes from ``<repo>/../shared/data`` (override: ``$NNUNET_MSA_SHARED_DA
 that folder is absent; anything missing inside it is an error."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict
 
@@ -18,11 +19,7 @@ MSA2_PLANNERS = {"nnUNetMSA2Plans": "nnUNetMSA2Planner", "nnUNetMSA2ResEncPlans"
 
 HIPPOCAMPUS_ID = 4
 HIPPOCAMPUS_CONFIGS = {"2d": ("2d_bs4", 4), "3d_fullres": ("3d_fullres_bs2", 2)}
-# The split is a real 5-fold cross-validation of the 5 smallest cases (each fold trains on 4 and validates 1): the
-# smallest split nnU-Net's accumulate_cv_results / find_best_configuration accept (every case validated by exactly
-# one fold), and nnU-Net validates at the end of every training, so one small validation case per fold is cheapest.
-# Fold 0 (the one most tests train) validates the smallest case.
-HIPPOCAMPUS_FOLDS = 5
+HIPPOCAMPUS_FOLDS = h.HIPPOCAMPUS_FOLDS   # the split: see tests/e2e_helpers.py
 
 
 class Workspace:
@@ -85,8 +82,8 @@ def _image_sizes(images_dir: Path):
 @pytest.fixture(scope="session")
 def hippocampus(shared_data: Path, e2e_workspace: Workspace) -> h.Dataset:
     """Task04_Hippocampus converted with nnUNetv2_convert_MSD_dataset, planned and preprocessed for 2d and
-    3d_fullres, with small-batch configurations inheriting both and a 5-fold split of the 5 smallest cases
-    (``splits``; fold 0: ``train_ids`` (4 cases), ``val_ids`` (1 case)).
+    3d_fullres, with small-batch configurations inheriting both and a 2-fold split of the 2 smallest cases
+    (``splits``; fold 0: ``train_ids`` (1 case), ``val_ids`` (1 case)).
     ``predict_ids``: fold 0's validation case and one uint8 image no training saw."""
     import SimpleITK as sitk
     from nnunet_msa.pipeline.plans_edit import add_inherited_configuration, case_ids
@@ -137,12 +134,19 @@ def planned(shared_data: Path, tmp_path_factory) -> Dict[str, str]:
     acdc.mkdir(parents=True)
     for sub in ("imagesTr", "labelsTr", "dataset.json"):
         os.symlink(shared_data / "ACDC" / sub, acdc / sub)
-    for d in ("4", "27"):
+
+    def plan(d: str) -> None:
         h.run(["nnUNetv2_extract_fingerprint", "-d", d, "-np", "2"], env, logs / f"fingerprint_{d}.log")
         for planner in NNUNET_PLANNERS.values():
             h.run(["nnUNetv2_plan_experiment", "-d", d, "-pl", planner], env, logs / f"plan_{d}_{planner}.log")
         for planner in MSA2_PLANNERS.values():
             h.run([h.console_script("nnunet-msa"), "plan", "-d", d, "-pl", planner, "--no_pp", "--no_pbar",
                    "-npfp", "2"], env, logs / f"plan_{d}_{planner}.log")
+
+    # the two datasets at the same time, each in nnU-Net's order (the planners' commands are mostly single-threaded
+    # start-up and planning); within a dataset nothing runs concurrently
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done in [pool.submit(plan, d) for d in ("4", "27")]:
+            done.result()
     return {"4": os.path.join(env["nnUNet_preprocessed"], "Dataset004_Hippocampus"),
             "27": os.path.join(env["nnUNet_preprocessed"], "Dataset027_ACDC")}

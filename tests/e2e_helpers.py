@@ -18,6 +18,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA_ENV = "NNUNET_MSA_SHARED_DATA"
 
+# The hippocampus split of the e2e session (tests/conftest.py): a real 2-fold cross-validation of the 2 smallest cases
+# (each fold trains on one and validates the other), the smallest split nnU-Net's accumulate_cv_results /
+# find_best_configuration accept (every case validated by exactly one fold; ``-f 0 1``). nnU-Net validates at the
+# end of every training, so one small validation case per fold is cheapest, and each fold more costs four trainings
+# of the cross-validation (two trainers, two configurations). Fold 0 (the one most tests train) validates the
+# smallest case.
+HIPPOCAMPUS_FOLDS = 2
+CV_FOLDS = tuple(range(HIPPOCAMPUS_FOLDS))
+
 # (command label, wall seconds, CPU seconds of the command and its children) of every command run, for the summary
 TIMINGS: List[tuple] = []
 

@@ -4,7 +4,7 @@
   fold), on the budget of ``BUDGETS``, several folds at a time (``run_jobs``) as nnU-Net's documentation runs folds
   in parallel on several GPUs. ``--npz`` keeps the validation probabilities that ``nnUNetv2_find_best_configuration``
   needs to ensemble; nothing else in the run changes with it, so the fold-0 models of ``test_e2e_hippocampus``
-  (prediction, export, explain) and the five folds of ``test_e2e_pipeline`` are the same runs.
+  (prediction, export, explain) and the folds of ``test_e2e_pipeline`` are the same runs.
 - ``instruction_commands`` / ``follow_instructions``: the commands of nnU-Net's ``inference_instructions.txt`` with
   its placeholder folders substituted.
 

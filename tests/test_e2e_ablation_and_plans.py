@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Dict, List, Tuple
 
 import numpy as np
 import pytest
 
 import e2e_helpers as h
+import pipeline_runs as pr
 
 pytestmark = pytest.mark.e2e
 
@@ -20,40 +22,52 @@ ABLATIONS = ["nnUNetTrainerMSA2_noSACM", "nnUNetTrainerMSA2_bridgeOnly"]
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _train_and_predict(ds, ws, trainer: str, config: str, plans: str = "nnUNetPlans", budget=(1, 2, 1)) -> dict:
-    """``nnUNetv2_train`` (budget from the environment for ``*_budget`` trainers), then ``nnUNetv2_predict`` of one
-    validation case in a fresh process; returns the checkpoint and the prediction path."""
+def _failed(ran: h.Ran, log: Path) -> str:
+    tail = "\n".join(ran.output.splitlines()[-40:])
+    return f"command failed (exit {ran.returncode}): {' '.join(ran.args)}\n--- last output ---\n{tail}\n(log: {log})"
+
+
+def _train_and_predict(ds, ws, runs: List[Tuple[str, str, str]], budget=(1, 2, 1)) -> Dict[tuple, dict]:
+    """``nnUNetv2_train`` of every (trainer, configuration, plans) of ``runs`` (budget from the environment for
+    ``*_budget`` trainers), then ``nnUNetv2_predict`` of one validation case in a fresh process, two commands at a
+    time (tests/pipeline_runs.py); run -> its commands, checkpoint and prediction. A failed command fails only the
+    tests of its run."""
     env = h.with_budget(ws.env, *budget)
-    tag = f"{trainer}_{plans}_{config}"
-    h.run(["nnUNetv2_train", str(ds.dataset_id), config, "0", "-tr", trainer, "-p", plans, "-device", "cpu"], env,
-          ws.logs / f"train_{tag}.log", label=f"nnUNetv2_train 4 {config} 0 -tr {trainer} -p {plans}")
-    model = ws.results / ds.name / f"{trainer}__{plans}__{config}"
-    ckpt = h.load_checkpoint(model / "fold_0" / "checkpoint_final.pth")
     case = ds.val_ids[0]
-    inputs = h.link_inputs(ds, [case], ws.root / "predict_in" / tag)
-    out = ws.root / "predict_out" / tag
-    h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out), "-d", str(ds.dataset_id), "-c", config, "-f", "0",
-           "-tr", trainer, "-p", plans, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"], ws.env,
-          ws.logs / f"predict_{tag}.log", label=f"nnUNetv2_predict -tr {trainer} -p {plans}")
-    prediction = out / f"{case}.nii.gz"
+    jobs = [pr.Job(["nnUNetv2_train", str(ds.dataset_id), config, "0", "-tr", trainer, "-p", plans, "-device", "cpu"],
+                   env, ws.logs / f"train_{trainer}_{plans}_{config}.log",
+                   f"nnUNetv2_train 4 {config} 0 -tr {trainer} -p {plans}") for trainer, config, plans in runs]
+    out = {run: {"train": ran, "train_log": job.log} for run, job, ran in zip(runs, jobs, pr.run_jobs(jobs, check=False))}
+    todo, jobs = [], []
+    for trainer, config, plans in runs:
+        if out[(trainer, config, plans)]["train"].returncode != 0:
+            continue
+        tag = f"{trainer}_{plans}_{config}"
+        inputs = h.link_inputs(ds, [case], ws.root / "predict_in" / tag)
+        folder = ws.root / "predict_out" / tag
+        todo.append(((trainer, config, plans), folder / f"{case}.nii.gz"))
+        jobs.append(pr.Job(["nnUNetv2_predict", "-i", str(inputs), "-o", str(folder), "-d", str(ds.dataset_id), "-c",
+                            config, "-f", "0", "-tr", trainer, "-p", plans, "-device", "cpu", "-npp", "1", "-nps", "1",
+                            "--disable_tta"], ws.env, ws.logs / f"predict_{tag}.log",
+                           f"nnUNetv2_predict -tr {trainer} -p {plans}"))
+    for (run, prediction), job, ran in zip(todo, jobs, pr.run_jobs(jobs, check=False)):
+        out[run].update(predict=ran, predict_log=job.log, prediction=prediction)
+    return out
+
+
+def _checked(ws, ds, runs: Dict[tuple, dict], run: Tuple[str, str, str]) -> dict:
+    """The run's checkpoint and prediction, after checking that both commands succeeded and the prediction has the
+    input's geometry and the dataset's labels."""
+    trainer, config, plans = run
+    r = runs[run]
+    assert r["train"].returncode == 0, _failed(r["train"], r["train_log"])
+    assert r["predict"].returncode == 0, _failed(r["predict"], r["predict_log"])
+    ckpt = h.load_checkpoint(ws.results / ds.name / f"{trainer}__{plans}__{config}" / "fold_0" / "checkpoint_final.pth")
+    prediction = r["prediction"]
     assert prediction.is_file(), f"no prediction {prediction}"
-    h.assert_same_geometry(prediction, ds.image_files(case)[0])
+    h.assert_same_geometry(prediction, ds.image_files(ds.val_ids[0])[0])
     assert h.label_values(prediction) <= {0, 1, 2}
     return {"checkpoint": ckpt, "prediction": prediction}
-
-
-@pytest.mark.parametrize("ablation", ABLATIONS)
-def test_ablation_trainer_trains_and_predicts(hippocampus, e2e_workspace, ablation):
-    trainer = f"{ablation}_budget"
-    ran = _train_and_predict(hippocampus, e2e_workspace, trainer, hippocampus.configs["2d"])
-    ckpt = ran["checkpoint"]
-    assert ckpt["trainer_name"] == trainer and ckpt["current_epoch"] == 1
-    keys = ckpt["network_weights"].keys()
-    has = lambda part: any(part in k for k in keys)  # noqa: E731
-    expected = {"nnUNetTrainerMSA2_noSACM": not has("temperature") and has("gates.0") and has("bridges.0.blocks"),
-                "nnUNetTrainerMSA2_bridgeOnly": has("bridges.0.blocks") and not has("gates.")
-                and has("decoder.stages.0.convs")}
-    assert expected[ablation], sorted(keys)[:40]
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +81,36 @@ def msa2_plans(hippocampus, e2e_workspace):
           ws.logs / "nnunet_msa_plan.log", label="nnunet-msa plan -d 4 -c 2d")
     config = add_inherited_configuration(str(ds.preprocessed_dir), "2d", "2d_bs4", 4, plans_name="nnUNetMSA2Plans")
     return config
+
+
+MSA2_PLANS_TRAINERS = ["nnUNetTrainerMSA2_budget", "nnUNetTrainer_budget"]
+
+
+def _ablation_run(ds, ablation: str) -> Tuple[str, str, str]:
+    return f"{ablation}_budget", ds.configs["2d"], "nnUNetPlans"
+
+
+@pytest.fixture(scope="module")
+def runs(hippocampus, e2e_workspace, msa2_plans) -> Dict[tuple, dict]:
+    """The module's four runs, two commands at a time: both ablations on nnU-Net's plans and both trainers on
+    ``nnUNetMSA2Plans``, trained and predicted."""
+    ds = hippocampus
+    todo = [_ablation_run(ds, a) for a in ABLATIONS] + [(t, msa2_plans, "nnUNetMSA2Plans") for t in MSA2_PLANS_TRAINERS]
+    return _train_and_predict(ds, e2e_workspace, todo)
+
+
+@pytest.mark.parametrize("ablation", ABLATIONS)
+def test_ablation_trainer_trains_and_predicts(hippocampus, e2e_workspace, runs, ablation):
+    trainer = f"{ablation}_budget"
+    ran = _checked(e2e_workspace, hippocampus, runs, _ablation_run(hippocampus, ablation))
+    ckpt = ran["checkpoint"]
+    assert ckpt["trainer_name"] == trainer and ckpt["current_epoch"] == 1
+    keys = ckpt["network_weights"].keys()
+    has = lambda part: any(part in k for k in keys)  # noqa: E731
+    expected = {"nnUNetTrainerMSA2_noSACM": not has("temperature") and has("gates.0") and has("bridges.0.blocks"),
+                "nnUNetTrainerMSA2_bridgeOnly": has("bridges.0.blocks") and not has("gates.")
+                and has("decoder.stages.0.convs")}
+    assert expected[ablation], sorted(keys)[:40]
 
 
 def test_plan_preprocesses_exactly_as_nnunet(hippocampus, msa2_plans):
@@ -88,11 +132,11 @@ def test_plan_preprocesses_exactly_as_nnunet(hippocampus, msa2_plans):
         assert pa["spacing"] == pb["spacing"]
 
 
-@pytest.mark.parametrize("trainer", ["nnUNetTrainerMSA2_budget", "nnUNetTrainer_budget"])
-def test_msa2_plans_train_and_predict(hippocampus, e2e_workspace, msa2_plans, trainer):
+@pytest.mark.parametrize("trainer", MSA2_PLANS_TRAINERS)
+def test_msa2_plans_train_and_predict(hippocampus, e2e_workspace, msa2_plans, runs, trainer):
     """``-p nnUNetMSA2Plans`` trains the MSA2 network with our trainer and with nnU-Net's plain trainer, with SACM's
     candidates planned from the labels (issue 19): the checkpoint's plans carry them and its weights fit them."""
-    ran = _train_and_predict(hippocampus, e2e_workspace, trainer, msa2_plans, plans="nnUNetMSA2Plans")
+    ran = _checked(e2e_workspace, hippocampus, runs, (trainer, msa2_plans, "nnUNetMSA2Plans"))
     keys = ran["checkpoint"]["network_weights"].keys()
     assert any("gates.0" in k for k in keys) and any("bridges.0.blocks" in k for k in keys), sorted(keys)[:30]
     saved = ran["checkpoint"]["init_args"]["plans"]["configurations"]["2d"]["architecture"]["arch_kwargs"]

@@ -3,13 +3,16 @@
 validates with its sliding-window predictor) and predicts a validation case with ``nnUNetv2_predict`` in a fresh
 process, on the 2d configuration; FIAS and QTSeg, whose modules have 3D-specific parts (3D depthwise kernels, MLFD's
 3D resampling, dual-mix attention over a 3D patch), train and predict their validation cases (nnU-Net's validation)
-on 3d_fullres too. The other trainers' 3D networks train from the
+on 3d_fullres too. The runs go two at a time (one module fixture). The other trainers' 3D networks train from the
 real 3D plans in-process (tests/test_architecture_options.py): a real run costs ~30 s each."""
 from __future__ import annotations
+
+from typing import Dict, Tuple
 
 import pytest
 
 import e2e_helpers as h
+import pipeline_runs as pr
 
 pytestmark = pytest.mark.e2e
 
@@ -28,15 +31,58 @@ EXPECTED_WEIGHTS = {
 }
 
 
+def _tag(trainer: str, config: str) -> str:
+    return f"{trainer}_budget_{config}"
+
+
+def _failed(ran: h.Ran, log) -> str:
+    tail = "\n".join(ran.output.splitlines()[-40:])
+    return f"command failed (exit {ran.returncode}): {' '.join(ran.args)}\n--- last output ---\n{tail}\n(log: {log})"
+
+
+@pytest.fixture(scope="module")
+def runs(hippocampus, e2e_workspace) -> Dict[Tuple[str, str], dict]:
+    """Every run of ``RUNS`` trained (``nnUNetv2_train``, 2 iterations), then its validation case predicted by
+    ``nnUNetv2_predict`` in a fresh process (2d runs), two commands at a time as in tests/pipeline_runs.py (a
+    short run is mostly single-threaded start-up, validation and export); (trainer, configuration) -> the finished
+    commands. A command that fails fails only its own test."""
+    ws, ds = e2e_workspace, hippocampus
+    case = ds.val_ids[0]
+    trainings = []
+    for trainer, configuration in RUNS:
+        config, tag = ds.configs[configuration], _tag(trainer, ds.configs[configuration])
+        trainings.append(pr.Job(["nnUNetv2_train", str(ds.dataset_id), config, "0", "-tr", f"{trainer}_budget",
+                                 "-device", "cpu"], h.with_budget(ws.env, 1, 2, 1), ws.logs / f"train_{tag}.log",
+                                f"nnUNetv2_train 4 {config} 0 -tr {trainer}_budget"))
+    out = {run: {"train": ran, "train_log": job.log}
+           for run, job, ran in zip(RUNS, trainings, pr.run_jobs(trainings, check=False))}
+    predictions, predicted = [], []
+    for trainer, configuration in RUNS:
+        if configuration != "2d" or out[(trainer, configuration)]["train"].returncode != 0:
+            continue
+        config, tag = ds.configs[configuration], _tag(trainer, ds.configs[configuration])
+        inputs = h.link_inputs(ds, [case], ws.root / "predict_in" / tag)
+        folder = ws.root / "predict_out" / tag
+        predictions.append(pr.Job(["nnUNetv2_predict", "-i", str(inputs), "-o", str(folder), "-d",
+                                   str(ds.dataset_id), "-c", config, "-f", "0", "-tr", f"{trainer}_budget", "-device",
+                                   "cpu", "-npp", "1", "-nps", "1", "--disable_tta"], ws.env,
+                                  ws.logs / f"predict_{tag}.log",
+                                  f"nnUNetv2_predict -tr {trainer}_budget -c {config}"))
+        predicted.append((trainer, configuration, folder / f"{case}.nii.gz"))
+    for (trainer, configuration, prediction), job, ran in zip(predicted, predictions,
+                                                               pr.run_jobs(predictions, check=False)):
+        out[(trainer, configuration)].update(predict=ran, predict_log=job.log, prediction=prediction)
+    return out
+
+
 @pytest.mark.parametrize("trainer,configuration", RUNS, ids=[f"{t[len('nnUNetTrainer'):]}-{c}" for t, c in RUNS])
-def test_architecture_trainer_trains_and_predicts(hippocampus, e2e_workspace, trainer, configuration):
+def test_architecture_trainer_trains_and_predicts(runs, hippocampus, e2e_workspace, trainer, configuration):
     ws, ds = e2e_workspace, hippocampus
     config = ds.configs[configuration]
     budget_trainer = f"{trainer}_budget"
-    tag = f"{budget_trainer}_{config}"
-    ran = h.run(["nnUNetv2_train", str(ds.dataset_id), config, "0", "-tr", budget_trainer, "-device", "cpu"],
-                h.with_budget(ws.env, 1, 2, 1), ws.logs / f"train_{tag}.log",
-                label=f"nnUNetv2_train 4 {config} 0 -tr {budget_trainer}")
+    run = runs[(trainer, configuration)]
+    ran = run["train"]
+    assert ran.returncode == 0, _failed(ran, run["train_log"])
     model = ws.results / ds.name / f"{budget_trainer}__nnUNetPlans__{config}"
     ckpt = h.load_checkpoint(model / "fold_0" / "checkpoint_final.pth")
     assert ckpt["trainer_name"] == budget_trainer and ckpt["current_epoch"] == 1
@@ -53,13 +99,8 @@ def test_architecture_trainer_trains_and_predicts(hippocampus, e2e_workspace, tr
         for case in ds.val_ids:
             h.assert_same_geometry(model / "fold_0" / "validation" / f"{case}.nii.gz", ds.image_files(case)[0])
         return
-    case = ds.val_ids[0]
-    inputs = h.link_inputs(ds, [case], ws.root / "predict_in" / tag)
-    out = ws.root / "predict_out" / tag
-    h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out), "-d", str(ds.dataset_id), "-c", config, "-f", "0",
-           "-tr", budget_trainer, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"], ws.env,
-          ws.logs / f"predict_{tag}.log", label=f"nnUNetv2_predict -tr {budget_trainer} -c {config}")
-    prediction = out / f"{case}.nii.gz"
+    assert run["predict"].returncode == 0, _failed(run["predict"], run["predict_log"])
+    case, prediction = ds.val_ids[0], run["prediction"]
     assert prediction.is_file(), f"no prediction {prediction}"
     h.assert_same_geometry(prediction, ds.image_files(case)[0])
     assert h.label_values(prediction) <= {0, 1, 2}

@@ -2,7 +2,7 @@
 ``-tr nnUNetTrainerMSA2_budget`` (2d and 3d_fullres, via small-batch configurations that inherit the planned ones),
 then ``nnUNetv2_predict`` in a fresh process that finds the trainer only through ``nnUNet_extTrainer``.
 
-The trained models are fold 0 of the five-fold cross-validation of tests/test_e2e_pipeline.py (one run each per
+The trained models are fold 0 of the cross-validation of tests/test_e2e_pipeline.py (one run each per
 session, tests/pipeline_runs.py)."""
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _predict(ds: h.Dataset, ws, base_config: str) -> dict:
 def predicted(hippocampus, e2e_workspace) -> dict:
     """The 2d model's prediction. 3D MSA2 models are predicted by nnUNetv2_predict in fresh processes in
     tests/test_e2e_pipeline.py (3d_lowres and 3d_cascade_fullres of the regions dataset, with the same checks, and
-    the five-fold models of the inference instructions)."""
+    the cross-validated models of the inference instructions)."""
     return _predict(hippocampus, e2e_workspace, "2d")
 
 

@@ -1,7 +1,7 @@
 """The whole of nnU-Net's routine with the MSA2 trainer (issue 8), through nnU-Net's real commands on the shared data,
 at budgets of 1-2 iterations per fold:
 
-1. Five-fold cross-validation on Task04_Hippocampus (the session's 5-fold split of 5 cases, tests/conftest.py) of
+1. Cross-validation on Task04_Hippocampus (the session's 2-fold split of 2 cases, tests/e2e_helpers.py) of
    ``nnUNetTrainerMSA2`` and nnU-Net's ``nnUNetTrainer`` (their ``_budget`` versions) on 2d and 3d_fullres
    (``nnUNetv2_train ... FOLD --npz``), ``nnUNetv2_find_best_configuration`` over both configurations and both
    trainers (its ensembles mix them), and the ``inference_instructions.txt`` it writes followed literally
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.e2e
 MSA2 = "nnUNetTrainerMSA2"
 CV_TRAINERS = (f"{MSA2}_budget", "nnUNetTrainer_budget")
 CV_CONFIGS = ("2d", "3d_fullres")
-FOLDS = (0, 1, 2, 3, 4)
+FOLDS = h.CV_FOLDS
 CPU_PREDICT = ["-device", "cpu", "-npp", "1", "-nps", "1"]   # added to the instructions' nnUNetv2_predict: no GPU
 
 
@@ -67,7 +67,7 @@ def _fold_of(ds: h.Dataset, case: str) -> int:
 # ================================================================================================ 1. cross-validation
 @pytest.fixture(scope="module")
 def cross_validated(hippocampus, e2e_workspace) -> Dict[tuple, Path]:
-    """All five folds of both trainers on both configurations (20 runs of ``nnUNetv2_train ... --npz``, fold 0 of
+    """All folds of both trainers on both configurations (4 runs per fold of ``nnUNetv2_train ... --npz``, fold 0 of
     MSA2 shared with test_e2e_hippocampus); (trainer, configuration) -> model folder."""
     ws, ds = e2e_workspace, hippocampus
     assert len(ds.splits) == len(FOLDS)
@@ -93,11 +93,12 @@ def test_every_fold_trained_and_validated_its_own_cases(cross_validated, hippoca
 
 @pytest.fixture(scope="module")
 def best(cross_validated, hippocampus, e2e_workspace) -> dict:
-    """``nnUNetv2_find_best_configuration 4 -c 2d_bs4 3d_fullres_bs2 -tr <MSA2> <nnU-Net>`` (all five folds,
-    ensembling allowed); its inference_information.json and inference_instructions.txt."""
+    """``nnUNetv2_find_best_configuration 4 -c 2d_bs4 3d_fullres_bs2 -tr <MSA2> <nnU-Net>`` (``-f`` the
+    split's folds, ensembling allowed); its inference_information.json and inference_instructions.txt."""
     ws, ds = e2e_workspace, hippocampus
     configs = [ds.configs[c] for c in CV_CONFIGS]
-    ran = h.run(["nnUNetv2_find_best_configuration", str(ds.dataset_id), "-c", *configs, "-tr", *CV_TRAINERS],
+    ran = h.run(["nnUNetv2_find_best_configuration", str(ds.dataset_id), "-c", *configs, "-tr", *CV_TRAINERS,
+                 "-f", *map(str, FOLDS)],
                 ws.env, ws.logs / "find_best_configuration.log",
                 label=f"nnUNetv2_find_best_configuration 4 -c {' '.join(configs)} -tr {' '.join(CV_TRAINERS)}")
     folder = ws.results / ds.name
@@ -122,7 +123,7 @@ def _is_mixed(ensemble: str) -> bool:
 
 def test_find_best_configuration_scored_every_model_and_every_pair(best, cross_validated, hippocampus,
                                                                     e2e_workspace) -> None:
-    """Each model's five validation folds merged and scored (the score recomputed here from the merged files),
+    """Each model's validation folds merged and scored (the score recomputed here from the merged files),
     and all six pairs ensembled, four of them MSA2 + nnU-Net; a postprocessing determined for the winner."""
     from nnunet_msa.pipeline.dice import dice_per_label
 

@@ -36,7 +36,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-BF16_STEPS = 160         # "a few hundred steps" of the 2d batch-4 configuration (~0.3-0.6 s each on 2 cores)
+BF16_STEPS = 40          # enough for the τ schedule (10 %) and a clear fall of the loss (0.78 -> 0.23 at step 40 on AMD EPYC; ~1-4 s per step on 2 cores)
 FP16_STEPS = 8           # CPU float16 convolutions are PyTorch's slow reference kernels (~1.3 s per batch-2 step)
 FP16_BATCH_SIZE = 2
 SEED = 0

@@ -155,39 +155,45 @@ def test_records_are_found_under_any_value_of_a_neutral_option(tmp_path):
 
 @pytest.mark.e2e
 def test_protocol_end_to_end_tiny(shared_data, tmp_path):
-    """The whole protocol through the real commands: 2 iterations, 2 seeds, 3 test cases, nnU-Net, MSA2 and MSA2
-    with candidates planned from the labels (issue 19); then the same command again trains nothing (every run
-    cached), and the report compares them."""
+    """The whole protocol through the real commands: 2 iterations, 2 seeds, 3 test cases, nnU-Net and MSA2; then the
+    same command with a third trainer added (MSA2 with candidates planned from the labels, issue 19) on one seed
+    trains only that one (the four runs there are cached and not touched), and the report compares them all."""
     results, workspace = tmp_path / "records", tmp_path / "ws"
-    cmd = [sys.executable, "-m", "benchmarks.protocol", "--data", str(shared_data), "--workspace", str(workspace),
-           "--results", str(results), "--iterations", "2", "--iterations-per-epoch", "2", "--seeds", "0,1",
-           "--max-test-cases", "3", "--max-train-cases", "10", "--bootstrap", "500",
-           "--trainers", "nnUNetTrainer,nnUNetTrainerMSA2,nnUNetTrainerMSA2+plannedRF"]
+    base = [sys.executable, "-m", "benchmarks.protocol", "--data", str(shared_data), "--workspace", str(workspace),
+            "--results", str(results), "--iterations", "2", "--iterations-per-epoch", "2", "--max-test-cases", "3",
+            "--max-train-cases", "10", "--max-validation-cases", "1", "--bootstrap", "500"]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    first = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    first = subprocess.run(base + ["--seeds", "0,1", "--trainers", "nnUNetTrainer,nnUNetTrainerMSA2"], cwd=REPO,
+                           env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert first.stdout.count("run:") == 4 and "cached:" not in first.stdout, first.stdout[-3000:]
     records = sorted((results / "hippocampus_2d").glob("*.json"))
-    assert len(records) == 6, [r.name for r in records]
+    assert len(records) == 4, [r.name for r in records]
+    mtimes = [p.stat().st_mtime for p in records]
+    second = subprocess.run(base + ["--seeds", "0", "--trainers",
+                                    "nnUNetTrainer,nnUNetTrainerMSA2,nnUNetTrainerMSA2+plannedRF"],
+                            cwd=REPO, env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert second.stdout.count("cached:") == 2 and second.stdout.count("run:") == 1, second.stdout[-3000:]
+    assert [p.stat().st_mtime for p in records] == mtimes, "a cached run was trained or recorded again"
+    records = sorted((results / "hippocampus_2d").glob("*.json"))
+    assert len(records) == 5, [r.name for r in records]
+    splits = json.loads((workspace / "nnUNet_preprocessed" / "Dataset004_Hippocampus" / "splits_final.json")
+                        .read_text())[0]
+    assert len(splits["train"]) == 10 and len(splits["val"]) == 1, splits
     for path in records:
         rec = json.loads(path.read_text())
         assert len(rec["test_dice"]) == 3 and rec["epochs"] == 1
         assert set(rec["test_dice"]) == set(rec["test_cases"])
         assert all(set(d) == {"Anterior", "Posterior"} for d in rec["test_dice"].values())
-        assert not set(rec["test_cases"]) & set(json.loads(
-            (workspace / "nnUNet_preprocessed" / "Dataset004_Hippocampus" / "splits_final.json").read_text()
-        )[0]["train"]), "a test case was trained on"
+        assert not set(rec["test_cases"]) & set(splits["train"] + splits["val"]), "a test case was trained on"
         log = Path(rec["run_folder"]) / "train.log"
         assert f"seeded random, numpy and torch with {rec['key']['seed']}" in log.read_text()
-    mtimes = [p.stat().st_mtime for p in records]
-    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    assert second.returncode == 0, second.stdout[-3000:]
-    assert second.stdout.count("cached:") == 6 and "run:" not in second.stdout
-    assert [p.stat().st_mtime for p in records] == mtimes
     report = json.loads((results / "hippocampus_2d_report.json").read_text())
     msa2 = next(r for r in report["rows"] if r["trainer"] == "nnUNetTrainerMSA2")
     assert msa2["seeds"] == [0, 1] and msa2["diff_equal_iterations"]["n_cases"] == 3
     planned = next(r for r in report["rows"] if r["trainer"] == "nnUNetTrainerMSA2+plannedRF")
-    assert planned["label"] == "nnUNetTrainerMSA2+plannedRF" and planned["seeds"] == [0, 1]
+    assert planned["label"] == "nnUNetTrainerMSA2+plannedRF" and planned["seeds"] == [0]
     # the planned run trained (and predicted with) the network of the planned candidates, as its plans say
     rec = json.loads(next(p for p in records if p.name.startswith("nnUNetTrainerMSA2+plannedRF")).read_text())
     assert rec["configuration"] == "2d_protocol_b32_rf"
@@ -197,7 +203,7 @@ def test_protocol_end_to_end_tiny(shared_data, tmp_path):
     dilations = cfg["architecture"]["arch_kwargs"]["sacm_dilations"]
     assert len(dilations) == cfg["architecture"]["arch_kwargs"]["n_stages"] - 1
     assert all(c[0] == [1, 1] for c in dilations), "the first candidate is the local conv"
-    # planned from the labels of the training pool only (10 training + 5 validation cases), never the test cases'
-    assert cfg["msa2_structure_extents"]["n_cases"] == 15
+    # planned from the labels of the training pool only (10 training + 1 validation case), never the test cases'
+    assert cfg["msa2_structure_extents"]["n_cases"] == 11
     assert (results / "hippocampus_2d_dice_vs_time.png").stat().st_size > 1000
     assert "Δ vs nnU-Net, equal iterations" in (results / "hippocampus_2d_report.md").read_text()

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-proc-da", type=int, default=2, help="nnUNet_n_proc_DA of the training runs")
     p.add_argument("--max-test-cases", type=int, default=None, help="tiny runs: only this many test cases")
     p.add_argument("--max-train-cases", type=int, default=None, help="tiny runs: only this many training cases")
+    p.add_argument("--max-validation-cases", type=int, default=None,
+                   help="tiny runs: only this many of nnU-Net's validation cases")
     p.add_argument("--iterations-per-epoch", type=int, default=None, help="tiny runs: shorter epochs")
     p.add_argument("--report-only", action="store_true", help="no training: report the records there are")
     p.add_argument("--bootstrap", type=int, default=10000, help="bootstrap replicates")
@@ -76,7 +78,8 @@ def main(argv=None) -> int:
         prepare_dataset(ws, pplan.plan.dataset, [pplan.plan.configuration], preprocess=True)
         planned = any(split_trainer(t)[1] for t in trainers)
         split = prepare_split(ws.raw_dir(pplan.plan.dataset), ws.preprocessed_dir(pplan.plan.dataset), pplan,
-                              args.max_test_cases, args.max_train_cases, planned)
+                              args.max_test_cases, args.max_train_cases, planned,
+                              args.max_validation_cases)
         print(f"[protocol] {name}: split {split.digest}: {len(split.train)} training, {len(split.validation)} "
               f"validation (nnU-Net's own), {len(split.test)} test cases", flush=True)
         if not args.report_only:

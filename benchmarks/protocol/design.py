@@ -95,12 +95,18 @@ def write_fold(preprocessed_dir: str, split: Split) -> None:
 
 
 def prepare_split(raw_dir: str, preprocessed_dir: str, pplan: ProtocolPlan, max_test: Optional[int] = None,
-                  max_train: Optional[int] = None, planned_candidates: bool = False) -> Split:
+                  max_train: Optional[int] = None, planned_candidates: bool = False,
+                  max_validation: Optional[int] = None) -> Split:
     """The protocol's split of this dataset, written as nnU-Net's fold; the inherited configuration in the plans
-    (and, with ``planned_candidates``, the one with SACM's candidates planned from the labels)."""
+    (and, with ``planned_candidates``, the one with SACM's candidates planned from the labels). ``max_train`` /
+    ``max_validation`` (tiny runs) keep only the first that many training / validation cases; neither moves a case
+    between the lists, and the test set is never touched by them."""
     split = make_split(case_ids(raw_dir), pplan.plan.dataset.group_separator, max_test=max_test)
-    if max_train is not None:
-        split = Split(split.train[:max_train], split.validation, split.test)
+    if max_train is not None or max_validation is not None:
+        if (max_train is not None and max_train < 1) or (max_validation is not None and max_validation < 1):
+            raise ValueError("max_train and max_validation must be at least 1 (nnU-Net trains on and validates "
+                             "at least one case)")
+        split = Split(split.train[:max_train], split.validation[:max_validation], split.test)
     write_fold(preprocessed_dir, split)
     add_inherited_configuration(preprocessed_dir, pplan.plan.configuration, pplan.configuration, pplan.batch_size)
     if planned_candidates:
