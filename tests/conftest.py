@@ -5,13 +5,21 @@ The data comes from ``<repo>/../shared/data`` (override: ``$NNUNET_MSA_SHARED_DA
 that folder is absent; anything missing inside it is an error."""
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
-import pytest
+# Before anything imports torch: with OpenMP's default active waiting, a core shared with another busy process (the
+# other pytest-xdist worker, an nnU-Net command) stalls every parallel region of this process; passive waiting does
+# not. Results are unchanged. An explicit setting is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import e2e_helpers as h
+import pytest  # noqa: E402
+
+import e2e_helpers as h  # noqa: E402
 
 #: nnU-Net's planners and the MSA2 planners (run by ``nnunet-msa plan``), plans name -> planner class
 NNUNET_PLANNERS = {"nnUNetPlans": "ExperimentPlanner", "nnUNetResEncUNetMPlans": "nnUNetPlannerResEncM"}
@@ -43,12 +51,63 @@ class Workspace:
         self.logs.mkdir(exist_ok=True)
 
 
+# ------------------------------------------------------------------------------------------------ pytest-xdist
+#: Test modules that share session-cached nnU-Net runs (``pipeline_runs.train``: the MSA2 fold-0 models of
+#: hippocampus are trained once and used by all three). Under ``pytest -n 2 --dist loadgroup`` (the README's
+#: command) they go to the same worker; every other module is a group of its own, so its module fixtures are set
+#: up once, in one worker.
+SHARED_RUN_GROUPS = {"test_e2e_pipeline": "hippocampus_msa2_runs", "test_e2e_hippocampus": "hippocampus_msa2_runs",
+                     "test_e2e_explain": "hippocampus_msa2_runs"}
+#: The longest groups first (seconds measured on CI's 2-core AMD EPYC, one worker, to the nearest ~50 s), so that
+#: two workers finish together; the rest keep pytest's order after them.
+GROUP_SECONDS = {"hippocampus_msa2_runs": 850, "test_protocol": 450, "test_e2e_ablation_and_plans": 330,
+                 "test_e2e_architectures": 300, "test_mixed_precision": 300, "test_ablation_trainers": 240,
+                 "test_e2e_other_datasets": 200, "test_architecture_options": 160, "test_demo": 150,
+                 "test_benchmarks_smoke": 150, "test_compile": 110, "test_packaging": 110, "test_msa2_planner": 90,
+                 "test_e2e_dependable": 70, "test_mirror_batching": 60}
+
+
+def _group(item: pytest.Item) -> str:
+    module = Path(str(item.fspath)).stem
+    return SHARED_RUN_GROUPS.get(module, module)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the marks
+def pytest_collection_modifyitems(session, config, items: List[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+    first_seen = {}
+    for i, item in enumerate(items):
+        first_seen.setdefault(_group(item), i)
+    # stable: within a group (and a module) pytest's order is kept, so module fixtures are set up once
+    items.sort(key=lambda it: (-GROUP_SECONDS.get(_group(it), 0), first_seen[_group(it)]))
+
+
+# ------------------------------------------------------------------------------------------------ timings
+TIMINGS_DIR_ENV = "NNUNET_MSA_TEST_TIMINGS_DIR"
+
+
+def pytest_configure(config) -> None:
+    # the controller (or a plain pytest run) picks the folder; pytest-xdist's workers inherit it
+    if not hasattr(config, "workerinput"):
+        os.environ[TIMINGS_DIR_ENV] = tempfile.mkdtemp(prefix="nnunet_msa_timings_")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    folder = os.environ.get(TIMINGS_DIR_ENV)
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    if folder and h.TIMINGS:
+        Path(folder, f"{worker}.json").write_text(json.dumps(h.TIMINGS))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if h.TIMINGS:
+    folder = os.environ.get(TIMINGS_DIR_ENV)
+    timings = [t for f in sorted(Path(folder).glob("*.json")) for t in json.loads(f.read_text())] if folder else []
+    if timings:
         terminalreporter.section("nnU-Net commands run by the e2e tests (wall s / CPU s incl. children)")
-        for label, wall, cpu in h.TIMINGS:
+        for label, wall, cpu in timings:
             terminalreporter.write_line(f"{wall:8.1f} {cpu:8.1f}  {label}")
-        terminalreporter.write_line(f"{sum(t[1] for t in h.TIMINGS):8.1f} {sum(t[2] for t in h.TIMINGS):8.1f}  total")
+        terminalreporter.write_line(f"{sum(t[1] for t in timings):8.1f} {sum(t[2] for t in timings):8.1f}  total")
 
 
 @pytest.fixture(scope="session")
