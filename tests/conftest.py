@@ -53,9 +53,8 @@ class Workspace:
 
 # ------------------------------------------------------------------------------------------------ pytest-xdist
 #: Test modules that share session-cached nnU-Net runs (``pipeline_runs.train``: the MSA2 fold-0 models of
-#: hippocampus are trained once and used by all three). Under ``pytest -n 2 --dist loadgroup`` (the README's
-#: command) they go to the same worker; every other module is a group of its own, so its module fixtures are set
-#: up once, in one worker.
+#: hippocampus are trained once and used by all three). Under ``pytest -n 2`` (setup.cfg) they go to the same
+#: worker; every other module is a group of its own, so its module fixtures are set up once, in one worker.
 SHARED_RUN_GROUPS = {"test_e2e_pipeline": "hippocampus_msa2_runs", "test_e2e_hippocampus": "hippocampus_msa2_runs",
                      "test_e2e_explain": "hippocampus_msa2_runs"}
 #: The longest groups first (seconds measured on CI's 2-core AMD EPYC, one worker, to the nearest ~50 s), so that
@@ -67,20 +66,42 @@ GROUP_SECONDS = {"hippocampus_msa2_runs": 850, "test_protocol": 450, "test_e2e_a
                  "test_e2e_dependable": 70, "test_mirror_batching": 60}
 
 
-def _group(item: pytest.Item) -> str:
-    module = Path(str(item.fspath)).stem
+def group_of(nodeid: str) -> str:
+    """The scheduling group of a test: its module's name, or the shared group of ``SHARED_RUN_GROUPS``."""
+    module = Path(nodeid.split("::", 1)[0]).stem
     return SHARED_RUN_GROUPS.get(module, module)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the marks
 def pytest_collection_modifyitems(session, config, items: List[pytest.Item]) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
-    first_seen = {}
+    first_seen: Dict[str, int] = {}
     for i, item in enumerate(items):
-        first_seen.setdefault(_group(item), i)
+        first_seen.setdefault(group_of(item.nodeid), i)
     # stable: within a group (and a module) pytest's order is kept, so module fixtures are set up once
-    items.sort(key=lambda it: (-GROUP_SECONDS.get(_group(it), 0), first_seen[_group(it)]))
+    items.sort(key=lambda it: (-GROUP_SECONDS.get(group_of(it.nodeid), 0), first_seen[group_of(it.nodeid)]))
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: only called with -n
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's loadscope scheduling with ``group_of`` as the scope (its ``loadgroup`` reads marks through a
+    node-id suffix that pytest 9 no longer shows it), in collection order; a worker is given its next group only
+    when one test of the current group is left."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+        def _reschedule(self, node) -> None:
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) > 1:
+                return
+            self._assign_work_unit(node)
+
+    return GroupScheduling(config, log)
 
 
 # ------------------------------------------------------------------------------------------------ timings
