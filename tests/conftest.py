@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pytest  # noqa: E402
 
 import e2e_helpers as h  # noqa: E402
+from shared_build import built_once, copy_into  # noqa: E402
 
 #: nnU-Net's planners and the MSA2 planners (run by ``nnunet-msa plan``), plans name -> planner class
 NNUNET_PLANNERS = {"nnUNetPlans": "ExperimentPlanner", "nnUNetResEncUNetMPlans": "nnUNetPlannerResEncM"}
@@ -160,24 +161,34 @@ def _image_sizes(images_dir: Path):
 
 
 @pytest.fixture(scope="session")
-def hippocampus(shared_data: Path, e2e_workspace: Workspace) -> h.Dataset:
+def hippocampus(shared_data: Path, e2e_workspace: Workspace, tmp_path_factory) -> h.Dataset:
     """Task04_Hippocampus converted with nnUNetv2_convert_MSD_dataset, planned and preprocessed for 2d and
     3d_fullres, with small-batch configurations inheriting both and a 2-fold split of the 2 smallest cases
     (``splits``; fold 0: ``train_ids`` (1 case), ``val_ids`` (1 case)).
-    ``predict_ids``: fold 0's validation case and one uint8 image no training saw."""
+    ``predict_ids``: fold 0's validation case and one uint8 image no training saw. Conversion, planning and
+    preprocessing run once per session (``shared_build``); the rest on the worker's own copy."""
     import SimpleITK as sitk
     from nnunet_msa.pipeline.plans_edit import add_inherited_configuration, case_ids
 
     source = shared_data / "Task04_Hippocampus"
     assert (source / "imagesTr").is_dir() and (source / "dataset.json").is_file(), f"{source} is incomplete"
+
+    def convert_and_preprocess(folder: Path) -> None:
+        built = Workspace(folder)
+        h.run(["nnUNetv2_convert_MSD_dataset", "-i", str(source), "-np", "2"], built.env,
+              built.logs / "hippocampus_convert.log")
+        assert (built.raw / "Dataset004_Hippocampus" / "dataset.json").is_file(), \
+            "nnUNetv2_convert_MSD_dataset wrote no Dataset004_Hippocampus"
+        h.run(["nnUNetv2_plan_and_preprocess", "-d", str(HIPPOCAMPUS_ID), "-c", "2d", "3d_fullres", "-np", "2"],
+              built.env, built.logs / "hippocampus_plan_and_preprocess.log")
+
+    # converted, planned and preprocessed once per session (under pytest-xdist: by the first worker), then copied
+    built = Workspace(built_once(tmp_path_factory, "hippocampus", convert_and_preprocess))
     ws = e2e_workspace
     env = ws.env
-    h.run(["nnUNetv2_convert_MSD_dataset", "-i", str(source), "-np", "2"], env,
-          ws.logs / "hippocampus_convert.log")
+    for src, dst in ((built.raw, ws.raw), (built.preprocessed, ws.preprocessed), (built.logs, ws.logs)):
+        copy_into(src, dst)
     raw = ws.raw / "Dataset004_Hippocampus"
-    assert (raw / "dataset.json").is_file(), "nnUNetv2_convert_MSD_dataset wrote no Dataset004_Hippocampus"
-    h.run(["nnUNetv2_plan_and_preprocess", "-d", str(HIPPOCAMPUS_ID), "-c", "2d", "3d_fullres", "-np", "2"],
-          env, ws.logs / "hippocampus_plan_and_preprocess.log")
     ds = h.dataset_from_raw(HIPPOCAMPUS_ID, raw, ws.preprocessed)
     for base, (name, batch) in HIPPOCAMPUS_CONFIGS.items():
         ds.configs[base] = add_inherited_configuration(str(ds.preprocessed_dir), base, name, batch)
@@ -204,29 +215,34 @@ def planned(shared_data: Path, tmp_path_factory) -> Dict[str, str]:
     from nnunet_msa.pipeline.environment import nnunet_env
     from nnunet_msa.pipeline.msd import convert_command, msd_view
 
+    def build(ws: Path) -> None:
+        env = nnunet_env(str(ws))
+        logs = ws / "logs"
+        logs.mkdir()
+        msd = msd_view(str(shared_data / "Task04_Hippocampus"), str(ws))
+        h.run(convert_command(msd), env, logs / "convert.log")
+        acdc = Path(env["nnUNet_raw"]) / "Dataset027_ACDC"
+        acdc.mkdir(parents=True)
+        for sub in ("imagesTr", "labelsTr", "dataset.json"):
+            os.symlink(shared_data / "ACDC" / sub, acdc / sub)
+
+        def plan(d: str) -> None:
+            h.run(["nnUNetv2_extract_fingerprint", "-d", d, "-np", "2"], env, logs / f"fingerprint_{d}.log")
+            for planner in NNUNET_PLANNERS.values():
+                h.run(["nnUNetv2_plan_experiment", "-d", d, "-pl", planner], env, logs / f"plan_{d}_{planner}.log")
+            for planner in MSA2_PLANNERS.values():
+                h.run([h.console_script("nnunet-msa"), "plan", "-d", d, "-pl", planner, "--no_pp", "--no_pbar",
+                       "-npfp", "2"], env, logs / f"plan_{d}_{planner}.log")
+
+        # the two datasets at the same time, each in nnU-Net's order (the planners' commands are mostly
+        # single-threaded start-up and planning); within a dataset nothing runs concurrently
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for done in [pool.submit(plan, d) for d in ("4", "27")]:
+                done.result()
+
+    # planned once per session (under pytest-xdist: by the first worker), then copied into this worker's folder
     ws = tmp_path_factory.mktemp("plans_ws")
+    copy_into(built_once(tmp_path_factory, "planned", build), ws)
     env = nnunet_env(str(ws))
-    logs = ws / "logs"
-    logs.mkdir()
-    msd = msd_view(str(shared_data / "Task04_Hippocampus"), str(ws))
-    h.run(convert_command(msd), env, logs / "convert.log")
-    acdc = Path(env["nnUNet_raw"]) / "Dataset027_ACDC"
-    acdc.mkdir(parents=True)
-    for sub in ("imagesTr", "labelsTr", "dataset.json"):
-        os.symlink(shared_data / "ACDC" / sub, acdc / sub)
-
-    def plan(d: str) -> None:
-        h.run(["nnUNetv2_extract_fingerprint", "-d", d, "-np", "2"], env, logs / f"fingerprint_{d}.log")
-        for planner in NNUNET_PLANNERS.values():
-            h.run(["nnUNetv2_plan_experiment", "-d", d, "-pl", planner], env, logs / f"plan_{d}_{planner}.log")
-        for planner in MSA2_PLANNERS.values():
-            h.run([h.console_script("nnunet-msa"), "plan", "-d", d, "-pl", planner, "--no_pp", "--no_pbar",
-                   "-npfp", "2"], env, logs / f"plan_{d}_{planner}.log")
-
-    # the two datasets at the same time, each in nnU-Net's order (the planners' commands are mostly single-threaded
-    # start-up and planning); within a dataset nothing runs concurrently
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for done in [pool.submit(plan, d) for d in ("4", "27")]:
-            done.result()
     return {"4": os.path.join(env["nnUNet_preprocessed"], "Dataset004_Hippocampus"),
             "27": os.path.join(env["nnUNet_preprocessed"], "Dataset027_ACDC")}
