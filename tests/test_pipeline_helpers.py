@@ -12,7 +12,7 @@ import pytest
 from nnunet_msa.pipeline.commands import console_script, run_command
 from nnunet_msa.pipeline.msd import convert_command, converted_dataset_name, msd_cases, msd_view
 from nnunet_msa.pipeline.splits import group_of, pick_groups
-from nnunet_msa.pipeline.training_log import EpochProgress, pseudo_dice
+from nnunet_msa.pipeline.training_log import EpochProgress, epoch_times, pseudo_dice
 
 
 def test_msd_view_of_the_whole_task_links_and_adds_an_empty_imagests(shared_data: Path, tmp_path) -> None:
@@ -85,3 +85,17 @@ def test_pseudo_dice_reads_every_numpy_print_form() -> None:
     values = pseudo_dice("x: Pseudo dice [np.float32(nan)]")
     assert len(values) == 1 and values[0] != values[0]
     assert pseudo_dice("x: val_loss 0.3") is None
+
+
+def test_epoch_times_of_a_resumed_run_count_each_epoch_once_in_order(tmp_path) -> None:
+    """Two logs of one fold: the first stopped after logging epoch 1 but before its checkpoint; ``--c`` resumed
+    from epoch 0's checkpoint and trained epoch 1 again (its second time counts). nnU-Net's log names do not
+    zero-pad the day, so name order is not time order."""
+    def log(name: str, epochs: dict) -> None:
+        (tmp_path / name).write_text("".join(f"2026-12-06 10:00:00.0: Epoch {e}\n2026-12-06 10:00:01.0: "
+                                             f"train_loss -0.1\n2026-12-06 10:00:02.0: Epoch time: {t} s\n"
+                                             for e, t in epochs.items()))
+    log("training_log_2026_12_6_09_00_00.txt", {0: 10.0, 1: 11.0})
+    log("training_log_2026_12_10_08_00_00.txt", {1: 12.5, 2: 13.0})
+    assert epoch_times(str(tmp_path)) == [10.0, 12.5, 13.0]
+    assert epoch_times(str(tmp_path / "training_log_2026_12_6_09_00_00.txt")) == [10.0, 11.0]

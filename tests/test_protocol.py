@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -153,14 +155,30 @@ def test_records_are_found_under_any_value_of_a_neutral_option(tmp_path):
     assert trainer in labels and f"nnUNetTrainerMSA2_renamed@{changed}" in labels
 
 
+def _stop_when_second_epoch_starts(proc: subprocess.Popen, runs: Path, name_start: str, timeout: float = 900):
+    """Kill ``proc``'s process group once a run folder ``name_start*`` logs ``Epoch 1`` (after nnU-Net saved the
+    checkpoint of epoch 0): a session closed in the middle of a run."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if any(": Epoch 1" in log.read_text(errors="replace")
+               for log in runs.glob(f"{name_start}*/nnUNet_results/*/*/fold_0/training_log_*.txt")):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"no run {name_start}* reached its second epoch (exit {proc.poll()}): {proc.stdout.read()[-3000:]}")
+
+
 @pytest.mark.e2e
 def test_protocol_end_to_end_tiny(shared_data, tmp_path):
-    """The whole protocol through the real commands: 2 iterations, 2 seeds, 3 test cases, nnU-Net and MSA2; then the
-    same command with a third trainer added (MSA2 with candidates planned from the labels, issue 19) on one seed
-    trains only that one (the four runs there are cached and not touched), and the report compares them all."""
+    """The whole protocol through the real commands: 2 iterations (2 epochs of 1), 2 seeds, 3 test cases, nnU-Net
+    and MSA2; then the same command with a third trainer added (MSA2 with candidates planned from the labels,
+    issue 19) on one seed, stopped in its second epoch and run again: it goes on from the checkpoint with
+    ``nnUNetv2_train --c``, the four runs there are cached and not touched, and the report compares them all."""
     results, workspace = tmp_path / "records", tmp_path / "ws"
     base = [sys.executable, "-m", "benchmarks.protocol", "--data", str(shared_data), "--workspace", str(workspace),
-            "--results", str(results), "--iterations", "2", "--iterations-per-epoch", "2", "--max-test-cases", "3",
+            "--results", str(results), "--iterations", "2", "--iterations-per-epoch", "1", "--max-test-cases", "3",
             "--max-train-cases", "10", "--max-validation-cases", "1", "--bootstrap", "500"]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     first = subprocess.run(base + ["--seeds", "0,1", "--trainers", "nnUNetTrainer,nnUNetTrainerMSA2"], cwd=REPO,
@@ -170,11 +188,17 @@ def test_protocol_end_to_end_tiny(shared_data, tmp_path):
     records = sorted((results / "hippocampus_2d").glob("*.json"))
     assert len(records) == 4, [r.name for r in records]
     mtimes = [p.stat().st_mtime for p in records]
-    second = subprocess.run(base + ["--seeds", "0", "--trainers",
-                                    "nnUNetTrainer,nnUNetTrainerMSA2,nnUNetTrainerMSA2+plannedRF"],
-                            cwd=REPO, env=env, capture_output=True, text=True)
+    third = base + ["--seeds", "0", "--trainers", "nnUNetTrainer,nnUNetTrainerMSA2,nnUNetTrainerMSA2+plannedRF"]
+    stopped = subprocess.Popen(third, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    _stop_when_second_epoch_starts(stopped, workspace / "protocol_runs" / "hippocampus_2d",
+                                   "nnUNetTrainerMSA2+plannedRF_")
+    assert len(list((results / "hippocampus_2d").glob("*.json"))) == 4, "a stopped run left a record"
+    second = subprocess.run(third, cwd=REPO, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert second.stdout.count("cached:") == 2 and second.stdout.count("run:") == 1, second.stdout[-3000:]
+    assert "resume: an earlier attempt stopped after 1 epoch(s)" in second.stdout, second.stdout[-3000:]
+    assert " --c" in second.stdout, second.stdout[-3000:]
     assert [p.stat().st_mtime for p in records] == mtimes, "a cached run was trained or recorded again"
     records = sorted((results / "hippocampus_2d").glob("*.json"))
     assert len(records) == 5, [r.name for r in records]
@@ -183,7 +207,9 @@ def test_protocol_end_to_end_tiny(shared_data, tmp_path):
     assert len(splits["train"]) == 10 and len(splits["val"]) == 1, splits
     for path in records:
         rec = json.loads(path.read_text())
-        assert len(rec["test_dice"]) == 3 and rec["epochs"] == 1
+        assert len(rec["test_dice"]) == 3 and rec["epochs"] == 2 and len(rec["epoch_times_s"]) == 2
+        resumed = rec["key"]["trainer"] == "nnUNetTrainerMSA2+plannedRF"
+        assert rec["resumed_from_epochs"] == ([1] if resumed else []), rec["resumed_from_epochs"]
         assert set(rec["test_dice"]) == set(rec["test_cases"])
         assert all(set(d) == {"Anterior", "Posterior"} for d in rec["test_dice"].values())
         assert not set(rec["test_cases"]) & set(splits["train"] + splits["val"]), "a test case was trained on"

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-validation-cases", type=int, default=None,
                    help="tiny runs: only this many of nnU-Net's validation cases")
     p.add_argument("--iterations-per-epoch", type=int, default=None, help="tiny runs: shorter epochs")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start unfinished runs again from scratch instead of going on from their last checkpoint")
     p.add_argument("--report-only", action="store_true", help="no training: report the records there are")
     p.add_argument("--bootstrap", type=int, default=10000, help="bootstrap replicates")
     return p
@@ -88,7 +90,7 @@ def main(argv=None) -> int:
                     for trainer in trainers:
                         key = run_key(pplan, trainer, iterations, seed, split)
                         run_cached(ws, pplan, split, key, args.results, args.device, args.n_proc_da,
-                                   log=lambda m: print(m, flush=True))
+                                   resume=not args.no_resume, log=lambda m: print(m, flush=True))
         rows = load_rows(args.results, name, split.digest)
         if not rows:
             print(f"[protocol] {name}: no records yet")

@@ -1,5 +1,10 @@
 """One protocol run: the real ``nnUNetv2_train`` of a trainer's ``_budget`` variant with a seed, the real
-``nnUNetv2_predict`` of the test set from ``checkpoint_final.pth``, Dice per class per case, and its record."""
+``nnUNetv2_predict`` of the test set from ``checkpoint_final.pth``, Dice per class per case, and its record.
+
+A run saves ``checkpoint_latest.pth`` after every epoch; one that was stopped (a closed session, a reboot) goes on
+from its last checkpoint with nnU-Net's own ``nnUNetv2_train --c`` the next time the protocol meets it, so a
+3-hour 3d_fullres run can span working sessions. A resumed run is not bit-identical to an uninterrupted one of the
+same seed (the data loaders start again, reseeded): its record lists the epochs it resumed from."""
 from __future__ import annotations
 
 import json
@@ -81,27 +86,58 @@ def score_test_set(pred_dir: str, raw_dir: str, cases: List[str]) -> Dict[str, D
     return out
 
 
+#: what an unfinished run folder holds about its earlier attempts (the epochs each resume started from)
+RESUMES_FILE = "resumes.json"
+
+
+def checkpoint_epoch(fold: str) -> Optional[int]:
+    """The epoch a ``nnUNetv2_train --c`` in ``fold`` would start from (its ``checkpoint_final.pth``, else
+    ``checkpoint_latest.pth``, as nnU-Net looks), or None when there is no checkpoint to go on from."""
+    for name in ("checkpoint_final.pth", "checkpoint_latest.pth"):
+        path = os.path.join(fold, name)
+        if os.path.isfile(path):
+            import torch
+
+            try:
+                return int(torch.load(path, map_location="cpu", weights_only=False)["current_epoch"])
+            except Exception:  # a checkpoint cut off mid-write: nothing to go on from
+                return None
+    return None
+
+
 def execute_run(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, device: str = "cpu",
-                n_proc_da: int = 2, keep_checkpoint: bool = True, log=print) -> Dict[str, Any]:
-    """Train, predict and score one run; returns its record (not yet written)."""
+                n_proc_da: int = 2, keep_checkpoint: bool = True, resume: bool = True,
+                log=print) -> Dict[str, Any]:
+    """Train, predict and score one run; returns its record (not yet written). ``resume``: an unfinished run of
+    the same key goes on from its last checkpoint (else, and without a checkpoint, it starts clean)."""
     dataset = pplan.plan.dataset
     run_root = os.path.join(ws.root, "protocol_runs", key.plan, key.name)
-    if os.path.isdir(run_root):
-        shutil.rmtree(run_root)  # an unfinished earlier attempt: start clean
     results = os.path.join(run_root, "nnUNet_results")
-    epochs = key.iterations // pplan.iterations_per_epoch
-    env = ws.env(epochs=epochs, iterations=pplan.iterations_per_epoch, val_iterations=1)
-    env.update({"nnUNet_results": results, "nnUNetMSA_seed": str(key.seed), "nnUNet_n_proc_DA": str(n_proc_da)})
     budget_trainer = f"{split_trainer(key.trainer)[0]}_budget"
     configuration = pplan.configuration_for(key.trainer)
+    model = os.path.join(results, dataset.dataset_name, f"{budget_trainer}__{PLANS_NAME}__{configuration}")
+    fold = os.path.join(model, "fold_0")
+    resumes_path = os.path.join(run_root, RESUMES_FILE)
+    from_epoch = checkpoint_epoch(fold) if resume else None
+    if from_epoch is None and os.path.isdir(run_root):
+        shutil.rmtree(run_root)  # an unfinished earlier attempt with nothing to go on from: start clean
+    resumed: List[int] = []
+    if from_epoch is not None:
+        resumed = (json.load(open(resumes_path)) if os.path.isfile(resumes_path) else []) + [from_epoch]
+        os.makedirs(run_root, exist_ok=True)
+        with open(resumes_path, "w") as f:
+            json.dump(resumed, f)
+        log(f"  resume: an earlier attempt stopped after {from_epoch} epoch(s); going on from its checkpoint")
+    epochs = key.iterations // pplan.iterations_per_epoch
+    env = ws.env(epochs=epochs, iterations=pplan.iterations_per_epoch, val_iterations=1)
+    env.update({"nnUNet_results": results, "nnUNetMSA_seed": str(key.seed), "nnUNet_n_proc_DA": str(n_proc_da),
+                "nnUNetMSA_save_every": "1"})
     train_args = [nnunet_command("nnUNetv2_train"), str(dataset.dataset_id), configuration, "0",
-                  "-tr", budget_trainer, "-device", device]
+                  "-tr", budget_trainer, "-device", device] + (["--c"] if from_epoch is not None else [])
     log(f"  $ nnUNet_results={results} nnUNetMSA_seed={key.seed} {' '.join(train_args[1:])}")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with LoadSampler() as load:
-        train_wall = run_command(train_args, env, os.path.join(run_root, "train.log"))
-    model = os.path.join(results, dataset.dataset_name, f"{budget_trainer}__{PLANS_NAME}__{configuration}")
-    fold = os.path.join(model, "fold_0")
+        train_wall = run_command(train_args, env, os.path.join(run_root, "train.log"), append=bool(resumed))
     times = epoch_times(fold)
     pred_dir = os.path.join(run_root, "test_predictions")
     predict_args = [nnunet_command("nnUNetv2_predict"), "-i", test_images_dir(ws, pplan, split), "-o", pred_dir,
@@ -124,6 +160,7 @@ def execute_run(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, d
         "training_time_s": sum(times),
         "epoch_times_s": times,
         "train_wall_s": train_wall,
+        "resumed_from_epochs": resumed,
         "predict_wall_s": predict_wall,
         "n_proc_DA": n_proc_da,
         "load_during_training": load.summary(),
@@ -167,7 +204,7 @@ def write_record(path: str, record: Dict[str, Any]) -> None:
 
 
 def run_cached(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, results_dir: str,
-               device: str = "cpu", n_proc_da: int = 2, log=print) -> Dict[str, Any]:
+               device: str = "cpu", n_proc_da: int = 2, resume: bool = True, log=print) -> Dict[str, Any]:
     """The record of ``key``: read from ``results_dir`` if there, else trained, predicted and written."""
     path = key.record_path(results_dir)
     for existing in [path] + key.same_run_paths(results_dir, signature_hashes(key.trainer)):
@@ -177,7 +214,7 @@ def run_cached(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, re
             return record
     t0 = time.time()
     log(f"  run: {key.plan} {key.trainer} {key.iterations} its seed {key.seed}")
-    record = execute_run(ws, pplan, split, key, device, n_proc_da, log=log)
+    record = execute_run(ws, pplan, split, key, device, n_proc_da, resume=resume, log=log)
     write_record(path, record)
     fg = [sum(v.values()) / len(v) for v in record["test_dice"].values()]
     log(f"  done in {time.time() - t0:.0f} s: test Dice {sum(fg) / len(fg):.4f} over {len(fg)} cases, "

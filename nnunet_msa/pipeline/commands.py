@@ -29,15 +29,15 @@ def console_script(name: str) -> str:
 
 def run_command(args: Sequence[str], env: Dict[str, str], log_path: Optional[str] = None,
                 echo: bool = False, timeout: Optional[float] = None,
-                on_line: Optional[Callable[[str], None]] = None) -> float:
+                on_line: Optional[Callable[[str], None]] = None, append: bool = False) -> float:
     """Run ``args`` with ``env``; write stdout+stderr to ``log_path``, hand each line to ``on_line`` as it comes;
-    return the wall time in seconds.
+    return the wall time in seconds. ``append`` adds to an existing log instead of replacing it.
 
     Raises ``CommandFailed`` naming the command and quoting the last 40 lines of its output."""
     start = time.time()
     if log_path:
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
-    out = open(log_path, "w") if log_path else subprocess.PIPE
+    out = open(log_path, "a" if append else "w") if log_path else subprocess.PIPE
     try:
         proc = subprocess.Popen(list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 bufsize=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 _EPOCH_TIME = re.compile(r"Epoch time: ([0-9.]+) s")
 _EPOCH = re.compile(r": Epoch (\d+)\s*$")
@@ -13,15 +13,33 @@ _DICE = re.compile(r": Pseudo dice \[(.*)\]")
 _WRAPPER = re.compile(r"^np\.float\d+\(|\)$")
 
 
+def _log_order(path: str) -> List[int]:
+    """Sort key of ``training_log_Y_M_D_h_m_s.txt`` (nnU-Net does not zero-pad the month and day)."""
+    return [int(n) for n in re.findall(r"\d+", os.path.basename(path))]
+
+
 def epoch_times(path: str) -> List[float]:
-    """nnU-Net's ``Epoch time: X s`` values, in order, from one training log or from every
-    ``training_log_*.txt`` of a fold folder (a resumed run writes several)."""
-    logs = (sorted(glob.glob(os.path.join(path, "training_log_*.txt"))) if os.path.isdir(path) else [path])
-    times: List[float] = []
+    """nnU-Net's ``Epoch time: X s`` values, one per epoch in epoch order, from one training log or from every
+    ``training_log_*.txt`` of a fold folder (a resumed run writes several). An epoch logged twice (a run stopped
+    after logging an epoch but before its checkpoint, then resumed with ``--c``, trains that epoch again) counts
+    once, with its later time."""
+    logs = (sorted(glob.glob(os.path.join(path, "training_log_*.txt")), key=_log_order) if os.path.isdir(path)
+            else [path])
+    by_epoch: Dict[int, float] = {}
+    unnumbered: List[float] = []
     for log in logs:
+        epoch: Optional[int] = None
         with open(log, errors="replace") as f:
-            times += [float(m) for m in _EPOCH_TIME.findall(f.read())]
-    return times
+            for line in f:
+                if (m := _EPOCH.search(line)) is not None:
+                    epoch = int(m.group(1))
+                elif (m := _EPOCH_TIME.search(line)) is not None:
+                    if epoch is None:
+                        unnumbered.append(float(m.group(1)))
+                    else:
+                        by_epoch[epoch] = float(m.group(1))
+                        epoch = None
+    return [by_epoch[e] for e in sorted(by_epoch)] + unnumbered
 
 
 def pseudo_dice(line: str) -> Optional[List[float]]:

@@ -34,7 +34,8 @@ def _env_int(name: str, default: int) -> int:
 
 
 class _BudgetMixin:
-    """Sets epochs and iterations from the environment after nnU-Net's ``__init__``."""
+    """Sets epochs and iterations from the environment after nnU-Net's ``__init__``; writes checkpoints whole or
+    not at all, so a run stopped while saving still has its previous checkpoint to resume from (``--c``)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -49,6 +50,13 @@ class _BudgetMixin:
                 self.anneal_fraction = float(fraction)
             except ValueError as e:
                 raise ValueError(f"nnUNetMSA_anneal_fraction={fraction!r} must be a number in (0, 1]") from e
+
+    def save_checkpoint(self, filename: str) -> None:
+        """nnU-Net's checkpoint, written beside ``filename`` and then renamed onto it (atomic on one file system)."""
+        partial = filename + ".part"
+        super().save_checkpoint(partial)
+        if os.path.isfile(partial):  # nnU-Net saves on rank 0 only, and not with --disable_checkpointing
+            os.replace(partial, filename)
 
 
 class nnUNetTrainer_budget(_BudgetMixin, SeedFromEnvironmentMixin, nnUNetTrainer):
