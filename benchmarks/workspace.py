@@ -110,11 +110,35 @@ def prepare_dataset(ws: Workspace, spec: DatasetSpec, configurations: Sequence[s
                 open(ws._marker(spec, c), "w").close()
     if preprocess:
         for c in configurations:
+            if not os.path.isfile(ws._marker(spec, c)) and preprocessed_complete(ws, spec, c):
+                print(f"[workspace] {spec.dataset_name} {c}: every case is preprocessed already", flush=True)
+                open(ws._marker(spec, c), "w").close()
             if not os.path.isfile(ws._marker(spec, c)):
                 print(f"[workspace] preprocessing {spec.dataset_name} {c}", flush=True)
                 ws.run([nnunet_command("nnUNetv2_preprocess"), "-d", str(spec.dataset_id), "-c", c,
                         "-np", str(ws.n_proc)], f"preprocess_{spec.dataset_name}_{c}")
                 open(ws._marker(spec, c), "w").close()
+
+
+def preprocessed_complete(ws: Workspace, spec: DatasetSpec, configuration: str) -> bool:
+    """True when the preprocessed folder of ``configuration`` (its plans' ``data_identifier``) holds every raw
+    training case (nnU-Net writes a case's ``.pkl`` last): a workspace whose data nnU-Net's own commands made
+    elsewhere (a copied ``nnUNet_preprocessed``) is used as it is."""
+    plans_file = os.path.join(ws.preprocessed_dir(spec), f"{PLANS_NAME}.json")
+    raw_json = os.path.join(ws.raw_dir(spec), "dataset.json")
+    if not (os.path.isfile(plans_file) and os.path.isfile(raw_json)):
+        return False
+    with open(plans_file) as f:
+        identifier = json.load(f).get("configurations", {}).get(configuration, {}).get("data_identifier")
+    folder = os.path.join(ws.preprocessed_dir(spec), identifier or "")
+    if not identifier or not os.path.isdir(folder):
+        return False
+    with open(raw_json) as f:
+        ending = json.load(f).get("file_ending", ".nii.gz")
+    labels = os.path.join(ws.raw_dir(spec), "labelsTr")
+    cases = {n[: -len(ending)] for n in os.listdir(labels) if n.endswith(ending)} if os.path.isdir(labels) else set()
+    done = {n[: -len(".pkl")] for n in os.listdir(folder) if n.endswith(".pkl")}
+    return bool(cases) and cases <= done
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,7 +172,7 @@ def _stop_when_second_epoch_starts(proc: subprocess.Popen, runs: Path, name_star
 
 
 @pytest.mark.e2e
-def test_protocol_end_to_end_tiny(shared_data, tmp_path):
+def test_protocol_end_to_end_tiny(shared_data, hippocampus, tmp_path):
     """The whole protocol through the real commands: 2 iterations (2 epochs of 1), 2 seeds, 3 test cases, nnU-Net
     and MSA2; then the same command with a third trainer added (MSA2 with candidates planned from the labels,
     issue 19) on one seed, stopped in its second epoch and run again: it goes on from the checkpoint with
@@ -181,9 +182,16 @@ def test_protocol_end_to_end_tiny(shared_data, tmp_path):
             "--results", str(results), "--iterations", "2", "--iterations-per-epoch", "1", "--max-test-cases", "3",
             "--max-train-cases", "10", "--max-validation-cases", "1", "--bootstrap", "500"]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    # the session's hippocampus, converted and preprocessed by nnU-Net's commands (the benchmark smoke test covers
+    # the workspace's own conversion and planning): the protocol takes it as it is and writes its own split
+    for source, sub in ((hippocampus.raw_dir, "nnUNet_raw"), (hippocampus.preprocessed_dir, "nnUNet_preprocessed")):
+        shutil.copytree(source, workspace / sub / Path(source).name, symlinks=True,
+                        ignore=shutil.ignore_patterns("splits_final.json", "nnUNetPlans_3d_fullres"))
     first = subprocess.run(base + ["--seeds", "0,1", "--trainers", "nnUNetTrainer,nnUNetTrainerMSA2"], cwd=REPO,
                            env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "every case is preprocessed already" in first.stdout and "[workspace] planning" not in first.stdout, \
+        first.stdout[-3000:]
     assert first.stdout.count("run:") == 4 and "cached:" not in first.stdout, first.stdout[-3000:]
     records = sorted((results / "hippocampus_2d").glob("*.json"))
     assert len(records) == 4, [r.name for r in records]

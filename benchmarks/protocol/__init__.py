@@ -12,7 +12,9 @@
    class per case against the reference labels.
 4. **Cache**: each finished run is a small JSON record (``records``) under ``benchmarks/results/protocol`` (kept
    in the repository), keyed by plan, trainer, network signature, budget, batch, seed and split; a run whose record
-   exists is never trained again, so seeds and trainers can be added on later days.
+   exists is never trained again, so seeds and trainers can be added on later days. A run stopped before its
+   record (a closed session) goes on from its last epoch's checkpoint the next time (``nnUNetv2_train --c``;
+   ``--no-resume`` starts it again): a 3-hour 3d_fullres run can span working sessions.
 5. **Report** (``report``): mean ± sd over seeds; the paired per-case difference to nnU-Net's default with a
    bootstrap 95 % interval over cases and seeds (``bootstrap``), at equal iterations and at equal training time
    (nnU-Net's Dice interpolated between its budgets at the other trainer's training time); a table and a plot of
