@@ -259,6 +259,12 @@ def label_values(path: Path) -> Set[int]:
     return {int(v) for v in values}
 
 
+def label_array(path: Path) -> np.ndarray:
+    """The voxels of a segmentation file."""
+    import SimpleITK as sitk
+    return sitk.GetArrayFromImage(read_image(path))
+
+
 def load_checkpoint(path: Path) -> dict:
     import torch
     return torch.load(str(path), map_location="cpu", weights_only=False)

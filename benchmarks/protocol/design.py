@@ -115,7 +115,7 @@ def prepare_split(raw_dir: str, preprocessed_dir: str, pplan: ProtocolPlan, max_
         # from the training pool's labels only: the test cases' must not choose the network
         add_planned_configuration(preprocessed_dir, raw_dir, pplan.plan.configuration,
                                   pplan.configuration_for(PLANNED), pplan.batch_size,
-                                  cases=list(split.train) + list(split.validation))
+                                  cases=list(split.train) + list(split.validation), options_from_trainer=True)
     return split
 
 

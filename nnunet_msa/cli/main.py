@@ -1,4 +1,4 @@
-"""The ``nnunet-msa`` command: ``trainers-path``, ``doctor``, ``demo``, ``plan``, ``explain``."""
+"""The ``nnunet-msa`` command: ``trainers-path``, ``doctor``, ``demo``, ``plan``, ``explain``, ``record-network``."""
 from __future__ import annotations
 
 import argparse
@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     from nnunet_msa.cli.explain import add_explain_arguments
     add_explain_arguments(sub.add_parser("explain", help="where SACM widens/narrows its receptive field along z and "
                                                          "where MASAG looks, for one case and a trained model"))
+    from nnunet_msa.cli.record_network import add_record_network_arguments
+    add_record_network_arguments(sub.add_parser("record-network", help="record in a model folder trained before "
+                                                                       "0.2.0 which network its weights belong to "
+                                                                       "(found from the weights, or --preset)"))
     return parser
 
 
@@ -43,6 +47,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "explain":
         from nnunet_msa.cli.explain import run_explain
         return run_explain(args)
+    if args.command == "record-network":
+        from nnunet_msa.cli.record_network import run_record_network
+        return run_record_network(args)
     if args.command == "plan":
         from nnunet_msa.cli.plan import run_plan
         return run_plan(args)

@@ -83,6 +83,14 @@ def print_candidates(plans: dict) -> None:
         print("\n".join(describe(name, arch["arch_kwargs"], cfg["msa2_structure_extents"])))
 
 
+def preset_trainer(preset_name: Optional[str]) -> str:
+    """The trainer that trains the network of ``preset_name`` (None: the default preset): the command ``plan``
+    prints names it, since another preset's trainer refuses these plans."""
+    from nnunet_msa.network.presets import DEFAULT_PRESET, preset
+
+    return preset(preset_name or DEFAULT_PRESET)["trainer"]
+
+
 def run_plan(args: argparse.Namespace) -> int:
     """Fingerprint -> MSA2 plans -> preprocessing, as ``nnUNetv2_plan_and_preprocess -pl ...`` would."""
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprints,
@@ -101,8 +109,10 @@ def run_plan(args: argparse.Namespace) -> int:
                                                           args.preprocessor_name, args.overwrite_target_spacing,
                                                           args.overwrite_plans_name)
         print_candidates(plans)
+    trainer = preset_trainer(args.preset)
     if args.no_pp:
-        print(f"Plans {plans_identifier} written (no preprocessing: --no_pp).")
+        print(f"Plans {plans_identifier} written (no preprocessing: --no_pp). Train with: nnUNetv2_train DATASET "
+              f"CONFIG FOLD -tr {trainer} -p {plans_identifier}")
         return 0
     if args.np is None:
         default_np = {"2d": 8, "3d_fullres": 4, "3d_lowres": 8}
@@ -111,6 +121,6 @@ def run_plan(args: argparse.Namespace) -> int:
         num_processes = args.np
     print("Preprocessing...")
     preprocess(args.d, plans_identifier, args.c, num_processes, args.verbose, show_progress_bar=not args.no_pbar)
-    print(f"Done. Train with: nnUNetv2_train DATASET CONFIG FOLD -tr nnUNetTrainerMSA2 -p {plans_identifier} "
+    print(f"Done. Train with: nnUNetv2_train DATASET CONFIG FOLD -tr {trainer} -p {plans_identifier} "
           f"(or nnU-Net's -tr nnUNetTrainer -p {plans_identifier}).")
     return 0

@@ -191,6 +191,15 @@ class MSA2UNet(nn.Module):
             elif isinstance(m, AdaptiveConvNormAct) and m.is_multiscale:
                 m.recompute = enabled in (True, "blocks")
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict``; weights that do not fit raise ``WeightsMismatchError`` naming the network
+        they were trained with (``network/weights_fit.py``) instead of PyTorch's list of keys."""
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as e:
+            from nnunet_msa.network.weights_fit import mismatch_error
+            raise mismatch_error(self, state_dict) from e
+
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
         dim = conv_dim(self.conv_op)
         if x.dim() != dim + 2:

@@ -54,11 +54,15 @@ def add_planned_configuration(preprocessed_dataset_dir: str, raw_dataset_dir: st
                               batch_size: Optional[int] = None, plans_name: str = "nnUNetPlans",
                               options: Optional[Dict[str, Any]] = None,
                               max_dilation: int = MAX_DILATION,
-                              cases: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+                              cases: Optional[Sequence[str]] = None,
+                              options_from_trainer: bool = False) -> Dict[str, Any]:
     """Add configuration ``name`` inheriting ``base`` of ``plans_name``: the MSA2 network (``options``, default
     ``nnUNetTrainerMSA2``'s) on the planned encoder with candidates planned from the labels of ``raw_dataset_dir``
     (only those of ``cases`` if given: a held-back test set's labels must not choose the network), and
-    ``batch_size`` if given. Returns the new configuration entry. Idempotent."""
+    ``batch_size`` if given. ``options_from_trainer``: the entry gives the encoder and the planned candidates only,
+    and any MSA2 trainer trains it with its own options (the accuracy protocol's configuration shared by several
+    trainers); otherwise its options are the network's, and a trainer with other options refuses it. Returns the
+    new configuration entry. Idempotent."""
     from nnunet_msa.network.presets import DEFAULT_PRESET, resolved_options
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -77,6 +81,9 @@ def add_planned_configuration(preprocessed_dataset_dir: str, raw_dataset_dir: st
     extents = raw_dataset_extents(raw_dataset_dir, int(transpose[0]), cases=cases)
     arch_kwargs["sacm_dilations"], span = planned_candidates(arch_kwargs, resolved["patch_size"], resolved["spacing"],
                                                              transpose, extents, max_dilation)
+    if options_from_trainer:  # the encoder and the planned candidates only: each MSA2 trainer adds its options
+        for key in (resolved_options(DEFAULT_PRESET) if options is None else options):
+            arch_kwargs.pop(key, None)
     entry: Dict[str, Any] = {"inherits_from": base,
                              "architecture": {"network_class_name": MSA2_NETWORK, "arch_kwargs": arch_kwargs,
                                               "_kw_requires_import": arch["_kw_requires_import"]},

@@ -3,7 +3,7 @@ problem and the fix when the plans cannot give one."""
 from __future__ import annotations
 
 import pydoc
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from torch import nn
 
@@ -58,13 +58,28 @@ def check_msa2_options(options: Dict[str, Any]) -> None:
         raise ValueError(f"unknown MSA2UNet option(s) {unknown}; the options are {sorted(known)}.")
 
 
+def plans_conflicts(arch_kwargs: Dict[str, Any], class_options: Dict[str, Any]) -> Dict[str, Any]:
+    """``{option: (plans' value, class's value)}`` where the plans' ``arch_kwargs`` and a trainer's options both
+    give an MSA2 option and disagree (options that change memory and time only are not compared)."""
+    from nnunet_msa.network.network_record import RUNTIME_OPTIONS, msa2_option_names, option_differences
+
+    shared = (set(arch_kwargs) & set(class_options) & set(msa2_option_names())) - set(RUNTIME_OPTIONS)
+    return option_differences({k: arch_kwargs[k] for k in shared}, {k: class_options[k] for k in shared})
+
+
 def build_msa2_network(configuration_manager, num_input_channels: int, num_output_channels: int,
-                       enable_deep_supervision: bool = True, **msa2_options: Any) -> nn.Module:
-    """``MSA2UNet`` on the encoder the configuration plans; ``msa2_options`` override the plans' MSA2 options."""
+                       enable_deep_supervision: bool = True, record: Optional[Dict[str, Any]] = None,
+                       **msa2_options: Any) -> nn.Module:
+    """``MSA2UNet`` on the encoder the configuration plans; its MSA2 options are the network record's
+    (``network/network_record.py``: what a trained model was built with) when given, else ``msa2_options``
+    over the plans' MSA2 options. The network keeps how it was built in ``msa2_build`` (for the error on weights
+    that do not fit it)."""
+    from nnunet_msa.network.network_record import msa2_option_names, recorded_options
+
     kwargs = msa2_kwargs_from_plans(configuration_manager.network_arch_class_name,
                                     configuration_manager.network_arch_init_kwargs,
                                     configuration_manager.network_arch_init_kwargs_req_import)
-    kwargs.update(msa2_options)
+    kwargs.update(recorded_options(record) if record is not None else msa2_options)
     kwargs["deep_supervision"] = enable_deep_supervision
     try:
         network = MSA2UNet(input_channels=num_input_channels, num_classes=num_output_channels, **kwargs)
@@ -72,4 +87,8 @@ def build_msa2_network(configuration_manager, num_input_channels: int, num_outpu
         raise PlansError(f"The plans' arch_kwargs do not fit the MSA2 network ({e}). Use nnU-Net's default or "
                          f"ResEnc plans, or remove the unknown entries.") from e
     network.apply(network.initialize)
+    names = set(msa2_option_names())
+    network.msa2_build = {"arch_kwargs": {k: v for k, v in kwargs.items() if k not in names | {"deep_supervision"}},
+                          "input_channels": num_input_channels, "num_classes": num_output_channels,
+                          "deep_supervision": enable_deep_supervision, "record": record}
     return network

@@ -9,9 +9,12 @@ from torch import nn
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
-from nnunet_msa.network.presets import DEFAULT_PRESET, preset, resolved_options
-from nnunet_msa.training.network_from_plans import build_msa2_network
+from nnunet_msa.network.network_record import (NetworkRecordError, describe_differences, effective_options,
+                                               make_record, record_in)
+from nnunet_msa.network.presets import DEFAULT_PRESET, preset, preset_names, resolved_options
+from nnunet_msa.training.network_from_plans import build_msa2_network, plans_conflicts
 from nnunet_msa.training.nonfinite_guard import NonFiniteGuardMixin
+from nnunet_msa.training.recorded_network import RecordedNetworkMixin
 from nnunet_msa.training.seeding import SeedFromEnvironmentMixin
 from nnunet_msa.training.temperature import annealed_temperature, set_sacm_temperature
 from nnunet_msa.training.trainer_subclass import trainer_subclass
@@ -22,7 +25,7 @@ from nnunet_msa.training.trainer_subclass import trainer_subclass
 DEFAULT_OPTIONS: Dict[str, Any] = resolved_options(DEFAULT_PRESET)
 
 
-class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, nnUNetTrainer):
+class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, RecordedNetworkMixin, nnUNetTrainer):
     """``nnUNetv2_train DATASET CONFIG FOLD -tr nnUNetTrainerMSA2``.
 
     Class attributes (subclasses change these, never ``__init__`` arguments: nnU-Net constructs trainers with fixed
@@ -32,12 +35,18 @@ class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, nnUNetTra
         tau0, anneal_fraction: SACM temperature from tau0 to 1 over that fraction of all iterations.
         anneal_temperature: False keeps τ = 1 throughout.
 
+    A trainer name means one network for good (CHANGELOG.md); the network a model was trained with is recorded in
+    its plans and model folder and rebuilt from there, whatever the class's options are later
+    (``RecordedNetworkMixin``, ``network/network_record.py``).
+
     Beyond nnU-Net's trainer: training stops on the first non-finite loss or gradient, before the weights change,
     keeping every checkpoint (``NonFiniteGuardMixin``), and ``$nnUNetMSA_seed`` makes a run reproducible
     (``SeedFromEnvironmentMixin``).
     """
 
     msa2_options: ClassVar[Dict[str, Any]] = DEFAULT_OPTIONS
+    #: the preset (``plans/``) whose options these are, if any (named in the network record)
+    preset_name: ClassVar[Optional[str]] = DEFAULT_PRESET
     tau0: ClassVar[float] = 30.0
     anneal_fraction: ClassVar[float] = 0.1
     anneal_temperature: ClassVar[bool] = True
@@ -46,8 +55,41 @@ class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, nnUNetTra
     def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
                                    num_input_channels: int, num_output_channels: int,
                                    enable_deep_supervision: bool = True) -> nn.Module:
+        """The network the configuration's record names (a trained model's plans), else this class's."""
+        record = record_in(configuration_manager.configuration) or cls.network_record(configuration_manager)
         return build_msa2_network(configuration_manager, num_input_channels, num_output_channels,
-                                  enable_deep_supervision, **cls.msa2_options)
+                                  enable_deep_supervision, record=record)
+
+    @classmethod
+    def network_record(cls, configuration_manager: ConfigurationManager) -> Dict[str, Any]:
+        """The record of the network this class trains on these plans; plans written for another network (an MSA2
+        option both give, with other values) are refused with the conflict named."""
+        arch_kwargs = configuration_manager.network_arch_init_kwargs or {}
+        conflicts = plans_conflicts(arch_kwargs, cls.msa2_options)
+        if conflicts:
+            # the preset that agrees with the plans on the most options
+            agree = {n: len(set(resolved_options(n)) & set(arch_kwargs)) for n in preset_names()
+                     if not plans_conflicts(arch_kwargs, resolved_options(n))}
+            fitting = sorted(agree, key=lambda n: -agree[n])
+            hint = (f"train them with the trainer of preset {fitting[0]}: -tr {preset(fitting[0])['trainer']}"
+                    if fitting else "train them with a trainer whose options they give")
+            raise NetworkRecordError(
+                f"These plans were written for another MSA2 network than {cls.__name__} builds "
+                f"({describe_differences(conflicts, 'plans', cls.__name__)}). Either {hint}, or write plans for "
+                f"this trainer's network: nnunet-msa plan -d DATASET --preset {cls.own_preset() or 'NAME'}.")
+        name = cls.own_preset()
+        return make_record(cls.__name__, name, effective_options(arch_kwargs, cls.msa2_options))
+
+    @classmethod
+    def own_preset(cls) -> Optional[str]:
+        """``preset_name`` when this class's options are that preset's, else None (a class with its own options)."""
+        name = getattr(cls, "preset_name", None)
+        if name is None:
+            return None
+        try:
+            return name if resolved_options(name) == dict(cls.msa2_options) else None
+        except Exception:
+            return None
 
     def has_sacm(self) -> bool:
         """Whether the network has SACM layers (the other architectures' trainers put other convs in its place)."""
