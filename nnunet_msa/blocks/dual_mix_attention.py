@@ -36,11 +36,17 @@ from nnunet_msa.blocks.geometry import as_per_axis, conv_dim
 
 def channel_self_attention(s: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
     """CAB, eq. 1: (B, C, *S) -> (B, C, *S), softmax(t · Q K^T / N) V + S with Q = K = V = flatten(S), t =
-    ``logit_scale``."""
+    ``logit_scale``.
+
+    The Gram matrix Q K^T sums N products per entry (its diagonal is about N for unit-variance features: past
+    float16's 65504 from N = 2^16 on), so it and the softmax run in float32 with autocast off, whatever the autocast
+    dtype; only the product with V (rows of the softmax sum to 1: bounded by max |S|) runs in the input's dtype."""
     flat = s.flatten(2)
-    logits = torch.bmm(flat, flat.transpose(1, 2)).float() * (logit_scale.float() / flat.shape[-1])
-    attn = torch.softmax(logits, dim=-1).to(flat.dtype)
-    return (torch.bmm(attn, flat) + flat).view_as(s)
+    with torch.autocast(device_type=s.device.type, enabled=False):
+        f32 = flat.float()
+        logits = torch.bmm(f32, f32.transpose(1, 2)) * (logit_scale.float() / flat.shape[-1])
+        attn = torch.softmax(logits, dim=-1)
+    return (torch.bmm(attn.to(flat.dtype), flat) + flat).view_as(s)
 
 
 class ChannelAttentionBlock(nn.Module):
