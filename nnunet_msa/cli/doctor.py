@@ -5,7 +5,10 @@ nnU-Net needs to find and run an MSA2 trainer, and says what to fix.
 - ``nnUNet_extTrainer`` holds this installation's trainers folder, and nnU-Net itself (a fresh process, its own
   ``recursive_find_trainer_class_by_name``) finds the trainer; a misspelt name gets the closest of ours;
 - with ``-d``/``-c``: the trainer builds its network from that dataset's plans and runs a forward pass of the
-  smallest input the plans allow, so plans without what MSA2 needs fail here, not in the first epoch.
+  smallest input the plans allow, so plans without what MSA2 needs fail here, not in the first epoch; and its
+  training memory at the planned patch and batch, by nnU-Net's own planner rule, is compared with the GPU's memory
+  (the CUDA device's, or ``--gpu-memory GB``): a warning points to ``_lowMemory`` or ``nnunet-msa plan`` when it
+  does not fit.
 """
 from __future__ import annotations
 
@@ -26,6 +29,9 @@ def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-d", "--dataset", default=None, help="dataset name or ID whose plans to check")
     parser.add_argument("-c", "--configuration", default=None, help="configuration of the plans to check (with -d)")
     parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
+    parser.add_argument("--gpu-memory", type=float, default=None,
+                        help="GPU memory in GB to check the training memory estimate against (default: the CUDA "
+                             "device's, if there is one)")
 
 
 def our_trainer_names() -> List[str]:
@@ -55,7 +61,41 @@ def _unknown_trainer_fix(trainer: str) -> str:
             f"(separate folders with '{os.pathsep}').")
 
 
-def _check_plans(trainer: str, dataset: str, configuration: str, plans: str) -> Tuple[bool, str]:
+def estimated_training_gb(network, patch_size, batch_size: int) -> float:
+    """Training memory (GB) of ``network`` at ``patch_size`` and ``batch_size`` by nnU-Net's planner rule: its
+    feature-map estimate (``compute_conv_feature_map_size``) against the planner's reference value, which a
+    network of nnU-Net's at the planned batch meets at 8 GB (``ExperimentPlanner``: 2d 85e6 at batch 12, 3d 560e6
+    at batch 2)."""
+    two_d = len(patch_size) == 2
+    ref_val, ref_bs = (85000000, 12) if two_d else (560000000, 2)
+    ref_gb = 8
+    estimate = float(network.compute_conv_feature_map_size(list(patch_size)))
+    return ref_gb * estimate * batch_size / (ref_val * ref_bs)
+
+
+def gpu_memory_gb(override: Optional[float]) -> Optional[float]:
+    """``override``, else the first CUDA device's memory, else None."""
+    if override is not None:
+        return float(override)
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_properties(0).total_memory / 1024 ** 3
+    return None
+
+
+def memory_warning(trainer: str, gb: float, gpu_gb: Optional[float], configuration: str) -> Optional[str]:
+    """The warning when the estimate exceeds the GPU's memory, with the two fixes."""
+    if gpu_gb is None or gb <= gpu_gb:
+        return None
+    return (f"{trainer} needs about {gb:.1f} GB to train [{configuration}] at the planned patch and batch (nnU-Net's "
+            f"planner rule), more than the GPU's {gpu_gb:.1f} GB. Fix: train nnUNetTrainerMSA2_lowMemory (the same "
+            f"network, blocks recomputed in backward: about nnU-Net's memory), or plan for the MSA2 network: "
+            f"nnunet-msa plan -d DATASET -gpu_memory_target {max(1, int(gpu_gb * 0.9))} (smaller batch or patch).")
+
+
+def _check_plans(trainer: str, dataset: str, configuration: str, plans: str,
+                 gpu_memory: Optional[float] = None) -> Tuple[bool, str]:
     """Build ``trainer``'s network from the plans and run the smallest forward pass they allow (2 voxels per axis at the bottom)."""
     import json
 
@@ -94,8 +134,14 @@ def _check_plans(trainer: str, dataset: str, configuration: str, plans: str) -> 
     except Exception as e:  # PlansError and the network's own ValueErrors name the problem; keep their text
         return False, f"{trainer} cannot build its network from {plans_file} [{configuration}]: {e}"
     n_params = sum(p.numel() for p in net.parameters())
-    return True, (f"{trainer} builds from {plans}.json [{configuration}] of {name}: {channels} input channel(s), "
-                  f"{heads} output(s), {n_params:,} parameters, patch {list(cm.patch_size)}, batch {cm.batch_size}")
+    gb = estimated_training_gb(net, cm.patch_size, cm.batch_size)
+    gpu_gb = gpu_memory_gb(gpu_memory)
+    memory = (f"about {gb:.1f} GB to train" + (f" of the GPU's {gpu_gb:.1f} GB" if gpu_gb is not None else
+                                              " (no GPU here: --gpu-memory GB compares it with yours)"))
+    ok = f"{trainer} builds from {plans}.json [{configuration}] of {name}: {channels} input channel(s), " \
+         f"{heads} output(s), {n_params:,} parameters, patch {list(cm.patch_size)}, batch {cm.batch_size}, {memory}"
+    warning = memory_warning(trainer, gb, gpu_gb, configuration)
+    return True, ok + (f"\nWARN  {warning}" if warning else "")
 
 
 def run_doctor(args: Optional[argparse.Namespace] = None) -> int:
@@ -144,7 +190,8 @@ def run_doctor(args: Optional[argparse.Namespace] = None) -> int:
             problems.append(f"plans of {dataset} [{configuration}] not checked: fix the trainer lookup and "
                             f"nnUNet_preprocessed first")
         else:
-            ok, message = _check_plans(trainer, dataset, configuration, args.plans)
+            ok, message = _check_plans(trainer, dataset, configuration, args.plans,
+                                       getattr(args, "gpu_memory", None))
             print(("ok    " if ok else "FAIL  ") + message)
             if not ok:
                 problems.append(message)
