@@ -8,8 +8,12 @@ the next periodic save overwrites ``checkpoint_latest.pth`` with a network that 
   all-reduce, so every rank stops together); with float16 and a GradScaler (CUDA) the scaler skips the step itself
   on an overflow, so the hook is not reached and the scaler works as in nnU-Net;
 - ``train_step`` checks the loss it returns (a NaN loss under a GradScaler: the step was skipped);
+- under DDP (``-num_gpus N``) the ranks decide together: a non-finite loss on any rank stops every rank at the same
+  step (one all-reduce of a flag per step), so no rank waits forever in the next collective; the gradients are
+  already the same on every rank after DDP's all-reduce;
 - on either, the weights are still the last finite ones: they are written to ``checkpoint_before_nonfinite.pth``
-  beside nnU-Net's checkpoints, ``checkpoint_latest.pth``/``checkpoint_best.pth`` are left as they were, the data
+  beside nnU-Net's checkpoints (by rank 0, as nnU-Net's own saves), ``checkpoint_latest.pth``/``checkpoint_best.pth``
+  are left as they were, the data
   loader workers are stopped, and ``NonFiniteLossError`` is raised with what happened and how to go on.
 """
 from __future__ import annotations
@@ -48,6 +52,18 @@ def _check_grads_before_step(optimizer: torch.optim.Optimizer, args: Tuple[Any, 
         raise _NonFiniteGradients("non-finite gradient")
 
 
+def all_ranks_finite(finite: bool, device: torch.device) -> bool:
+    """True when ``finite`` holds on every rank of the default process group (just ``finite`` without one): one
+    all-reduce (MAX) of a flag, so every rank takes the same decision."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return finite
+    flag = torch.tensor([0.0 if finite else 1.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return float(flag.item()) == 0.0
+
+
 def _describe_checkpoint(path: str) -> str:
     """``'<path> (epoch N)'`` of an existing checkpoint, without loading the weights' tensors onto a device."""
     try:
@@ -71,8 +87,9 @@ class NonFiniteGuardMixin:
         except _NonFiniteGradients:
             self._stop_on_nonfinite("gradient")
         loss = float(result["loss"])
-        if not math.isfinite(loss):
-            self._stop_on_nonfinite(f"loss ({loss})")
+        here = math.isfinite(loss)
+        if not all_ranks_finite(here, self.device):
+            self._stop_on_nonfinite(f"loss ({loss})" if not here else "loss on another rank")
         return result
 
     def _stop_on_nonfinite(self, what: str) -> None:
@@ -97,6 +114,10 @@ class NonFiniteGuardMixin:
         lines.append("Fix: check the images for NaN/inf (nnUNetv2_plan_and_preprocess --verify_dataset_integrity), "
                      "lower the learning rate (a trainer subclass with a smaller initial_lr), then continue with "
                      "nnUNetv2_train ... --c (it resumes from checkpoint_latest.pth).")
+        if any("checkpoint_before_nonfinite" in line for line in lines):
+            lines.append(f"To go on from the weights of this moment instead: copy {BEFORE_NONFINITE} over "
+                         f"checkpoint_latest.pth in {folder} (keep a copy of the old one), then nnUNetv2_train ... "
+                         f"--c (it resumes after epoch {self.current_epoch}).")
         message = "\n".join(lines)
         self.print_to_log_file(message)
         self._finish_dataloaders()
