@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -592,3 +593,88 @@ def test_nnunet_cascade_instructions_omit_the_lowres_step(cascade, regions, e2e_
     command = ran.output.split("COMMAND:", 1)[1].strip()
     assert command.count("nnUNetv2_predict") == 1 and "-c 3d_cascade_fullres" in command, command
     assert "3d_lowres" not in command and "-prev_stage_predictions" not in command, command
+
+
+# ================================================================================================ 4. compare
+def _compare(ws, args: List[str], label: str, check: bool = True) -> h.Ran:
+    return h.run(["nnunet-msa", "compare", *args], ws.env, ws.logs / f"compare_{label}.log", check=check,
+                 label=f"nnunet-msa compare ({label})")
+
+
+def test_compare_cross_validation_pairs_every_validated_case_as_nnunet_scores_it(cross_validated, hippocampus,
+                                                                                  e2e_workspace, tmp_path) -> None:
+    """``nnunet-msa compare`` on both folds of hippocampus 2d: every validated case once, its Dice per label exactly
+    what nnU-Net's own validation wrote (``fold_k/validation/summary.json``), the verdict line, table, JSON and
+    plot; the cost from the training logs."""
+    ws, ds = e2e_workspace, hippocampus
+    a, b = "nnUNetTrainer_budget", f"{MSA2}_budget"
+    out_json, out_png = tmp_path / "compare.json", tmp_path / "compare.png"
+    ran = _compare(ws, ["-d", str(ds.dataset_id), "-c", ds.configs["2d"], "-tr", a, b, "-f", *map(str, FOLDS),
+                        "--json", str(out_json), "--plot", str(out_png)], "cv")
+    result = json.loads(out_json.read_text())
+    assert sorted(result["per_case"]) == _cv_cases(ds) and result["n_cases"] == len(_cv_cases(ds))
+    assert result["folds"] == list(FOLDS) and result["bootstrap"] == "folds as blocks, then cases"
+    first = ran.output.strip().splitlines()[0]
+    assert re.match(rf"^({b} is ahead|{b} is behind|No difference shown between {b} and {a}): [+-]\d\.\d{{4}} "
+                    rf"\[[+-]\d\.\d{{4}}, [+-]\d\.\d{{4}}\]", first), first
+    assert result["b_wins"] + result["a_wins"] + result["ties"] == result["n_cases"]
+    assert result["low"] <= result["difference"] <= result["high"]
+    for trainer, side in ((a, "a"), (b, "b")):
+        for k in FOLDS:
+            summary = json.loads((cross_validated[(trainer, "2d")] / f"fold_{k}" / "validation" /
+                                  "summary.json").read_text())
+            for entry in summary["metric_per_case"]:
+                case = Path(entry["prediction_file"]).name[: -len(".nii.gz")]
+                dice = [m["Dice"] for m in entry["metrics"].values() if not np.isnan(m["Dice"])]
+                assert abs(np.mean(dice) - result["per_case"][case][f"dice_{side}"]) < 1e-9, (trainer, case)
+    assert [lab["name"] for lab in result["per_label"]] == ["Anterior", "Posterior"]
+    assert result["cost"]["epochs_a"] == len(FOLDS) and result["cost"]["ratio_b_to_a"] > 0
+    assert "| mean foreground Dice |" in ran.output and "Cost: mean epoch" in ran.output
+    assert out_png.stat().st_size > 5000
+
+
+def test_compare_test_predictions_with_regions_and_ignore_label(cascade, regions, e2e_workspace, tmp_path) -> None:
+    """Held-out mode on the regions dataset: the unseen case's lowres and cascade predictions against its sparse
+    reference, per region, the ignored slices left out (as ``nnUNetv2_evaluate_folder``)."""
+    from nnunetv2.evaluation.evaluate_predictions import compute_metrics
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+    ws, ds = e2e_workspace, regions
+    out = tmp_path / "regions.json"
+    _compare(ws, ["-d", str(ds.dataset_id), "--test-predictions", str(cascade["lowres"]), str(cascade["cascade"]),
+                  "--labels", str(ds.raw_dir / "labelsTs"), "-tr", "lowres", "cascade", "--json", str(out)], "regions")
+    result = json.loads(out.read_text())
+    assert [lab["key"] for lab in result["per_label"]] == ["(1, 2)", "(2,)"]
+    case = ds.predict_ids[0]
+    ref = str(ds.raw_dir / "labelsTs" / f"{case}.nii.gz")
+    for name, folder in (("a", cascade["lowres"]), ("b", cascade["cascade"])):
+        metrics = compute_metrics(ref, str(folder / f"{case}.nii.gz"), SimpleITKIO(), [(1, 2), (2,)], IGNORE)
+        dice = [m["Dice"] for m in metrics["metrics"].values() if not np.isnan(m["Dice"])]
+        assert abs(result["per_case"][case][f"dice_{name}"] - np.mean(dice)) < 1e-9
+
+
+def test_compare_names_each_bad_input_and_its_fix(cross_validated, hippocampus, e2e_workspace, tmp_path) -> None:
+    ws, ds = e2e_workspace, hippocampus
+    a, b, config = "nnUNetTrainer_budget", f"{MSA2}_budget", ds.configs["2d"]
+    base = ["-d", str(ds.dataset_id), "-c", config]
+    ran = _compare(ws, base + ["-tr", a, "nnUNetTrainerMSA2_typo"], "no_folder", check=False)
+    assert ran.returncode != 0 and "Trained there:" in ran.output and f"{b}__nnUNetPlans__{config}" in ran.output
+    ran = _compare(ws, base + ["-tr", a, b, "-f", "0", "3"], "no_fold", check=False)
+    assert ran.returncode != 0 and "fold 3 is not trained" in ran.output and "nnUNetv2_train" in ran.output
+    # another label definition: a copy of B's model folder whose dataset.json names a third label
+    results = Path(ws.env["nnUNet_results"]) / ds.name
+    other = results / f"{MSA2}_relabelled__nnUNetPlans__{config}"
+    if not other.exists():
+        shutil.copytree(cross_validated[(b, "2d")], other)
+        meta = json.loads((other / "dataset.json").read_text())
+        meta["labels"]["Extra"] = 3
+        (other / "dataset.json").write_text(json.dumps(meta))
+    ran = _compare(ws, base + ["-tr", a, f"{MSA2}_relabelled"], "labels", check=False)
+    assert ran.returncode != 0 and "define different labels or regions" in ran.output
+    # different cases: B's predictions without one case
+    pa, pb = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(cross_validated[(a, "2d")] / "fold_0" / "validation", pa)
+    shutil.copytree(cross_validated[(b, "2d")] / "fold_1" / "validation", pb)
+    ran = _compare(ws, ["-d", str(ds.dataset_id), "--test-predictions", str(pa), str(pb), "--labels",
+                        str(ds.raw_dir / "labelsTr")], "cases", check=False)
+    assert ran.returncode != 0 and "did not predict the same cases" in ran.output and "only in" in ran.output

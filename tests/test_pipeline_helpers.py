@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nnunet_msa.pipeline.commands import console_script, run_command
@@ -99,3 +100,21 @@ def test_epoch_times_of_a_resumed_run_count_each_epoch_once_in_order(tmp_path) -
     log("training_log_2026_12_10_08_00_00.txt", {1: 12.5, 2: 13.0})
     assert epoch_times(str(tmp_path)) == [10.0, 12.5, 13.0]
     assert epoch_times(str(tmp_path / "training_log_2026_12_6_09_00_00.txt")) == [10.0, 11.0]
+
+
+def test_paired_bootstrap_against_a_hand_computed_example() -> None:
+    """Differences 0, 0, 3 over three cases (one run each): a replicate's mean is 0, 1, 2 or 3 with probabilities
+    8/27, 12/27, 6/27, 1/27, so its 25th and 75th percentiles are 0 and 2, and 2.5th and 97.5th 0 and 3; the
+    mean is 1. Resampling folds as blocks first can only widen it: blocks {0, 0} and {3} give means 0 or 3 per
+    draw of one block."""
+    from nnunet_msa.analysis.paired_bootstrap import paired_difference
+
+    b, a = np.array([[0.0, 0.0, 3.0]]), np.zeros((1, 3))
+    half = paired_difference(b, a, n_boot=20000, level=0.5)
+    assert (half.mean, half.low, half.high) == (1.0, 0.0, 2.0)
+    full = paired_difference(b, a, n_boot=20000, level=0.95)
+    assert (full.low, full.high) == (0.0, 3.0) and full.verdict == "no difference shown"
+    assert paired_difference(np.array([[0.6, 0.7]]), np.array([[0.5, 0.5]]), n_boot=2000).verdict == "ahead"
+    assert paired_difference(np.array([[0.4, 0.4]]), np.array([[0.5, 0.5]]), n_boot=2000).verdict == "behind"
+    blocked = paired_difference(b, a, n_boot=20000, level=0.95, blocks=["f0", "f0", "f1"])
+    assert blocked.low <= full.low and blocked.high >= full.high

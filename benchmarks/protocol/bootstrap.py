@@ -1,4 +1,6 @@
-"""Paired differences between two trainers on the same test cases, with a bootstrap interval over cases and seeds.
+"""Paired differences between two trainers on the same test cases, with a bootstrap interval over cases and seeds
+(``paired_difference``: the library's, ``nnunet_msa/analysis/paired_bootstrap.py``, which ``nnunet-msa compare`` uses
+too), and nnU-Net's scores at another training time (``interpolate_budgets``).
 
 Scores are arrays (seeds, cases): row s holds one training run (seed s), column i one test case, the same cases in
 the same order for both trainers. The difference is mean(A) − mean(B) (mean over seeds, then cases). Each bootstrap
@@ -8,51 +10,12 @@ number gives unrelated weights), so the interval carries both the case-to-case a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 
 
-@dataclass(frozen=True)
-class Difference:
-    """mean(A) − mean(B) and its percentile bootstrap interval."""
-
-    mean: float
-    low: float
-    high: float
-    level: float
-    n_cases: int
-    n_seeds_a: int
-    n_seeds_b: int
-
-    def __str__(self) -> str:
-        return f"{self.mean:+.4f} [{self.low:+.4f}, {self.high:+.4f}]"
-
-
-def _seed_resampled_means(scores: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, cases): per replicate, the mean over a with-replacement draw of the rows (seeds)."""
-    s = scores.shape[0]
-    rows = rng.integers(0, s, size=(n_boot, s))
-    return scores[rows].mean(axis=1)
-
-
-def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 10000, level: float = 0.95,
-                      seed: int = 0) -> Difference:
-    """Difference of trainer A's and trainer B's mean score over the same cases, with a ``level`` interval."""
-    a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"A has {a.shape[1]} cases, B {b.shape[1]}: pair the same test cases")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("scores must be finite (drop labels absent from both prediction and reference first)")
-    n = a.shape[1]
-    rng = np.random.default_rng(seed)
-    per_case = _seed_resampled_means(a, n_boot, rng) - _seed_resampled_means(b, n_boot, rng)  # (n_boot, n)
-    cases = rng.integers(0, n, size=(n_boot, n))
-    reps = np.take_along_axis(per_case, cases, axis=1).mean(axis=1)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(reps, [alpha, 1 - alpha])
-    return Difference(float(a.mean() - b.mean()), float(low), float(high), level, n, a.shape[0], b.shape[0])
+from nnunet_msa.analysis.paired_bootstrap import Difference, paired_difference  # noqa: F401 (the one implementation)
 
 
 def interpolate_budgets(times: Sequence[float], scores: Sequence[np.ndarray], at: float) -> Optional[np.ndarray]:

@@ -1,4 +1,4 @@
-"""The ``nnunet-msa`` command: ``trainers-path``, ``doctor``, ``demo``, ``plan``, ``explain``, ``record-network``."""
+"""The ``nnunet-msa`` command: ``trainers-path``, ``doctor``, ``demo``, ``plan``, ``explain``, ``record-network``, ``compare``."""
 from __future__ import annotations
 
 import argparse
@@ -25,6 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     from nnunet_msa.cli.explain import add_explain_arguments
     add_explain_arguments(sub.add_parser("explain", help="where SACM widens/narrows its receptive field along z and "
                                                          "where MASAG looks, for one case and a trained model"))
+    from nnunet_msa.cli.compare import add_compare_arguments
+    add_compare_arguments(sub.add_parser("compare", help="does trainer B help on my data? paired Dice differences "
+                                                         "per case from nnU-Net's cross-validation (or test "
+                                                         "predictions), with a bootstrap interval, cost and verdict",
+                                         description=__import__("nnunet_msa.cli.compare", fromlist=["x"]).__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter))
     from nnunet_msa.cli.record_network import add_record_network_arguments
     add_record_network_arguments(sub.add_parser("record-network", help="record in a model folder trained before "
                                                                        "0.2.0 which network its weights belong to "
@@ -47,6 +53,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "explain":
         from nnunet_msa.cli.explain import run_explain
         return run_explain(args)
+    if args.command == "compare":
+        from nnunet_msa.cli.compare import run_compare
+        return run_compare(args)
     if args.command == "record-network":
         from nnunet_msa.cli.record_network import run_record_network
         return run_record_network(args)

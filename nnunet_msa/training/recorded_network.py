@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import time
 from typing import Any, Dict, Optional
 
 from nnunet_msa.network.network_record import (RECORD_KEY, NetworkRecordError, describe_differences,
@@ -36,11 +37,18 @@ CHECKPOINTS = ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best
 def folder_record(model_folder: str, configuration: str) -> Optional[Dict[str, Any]]:
     """The record in ``model_folder/plans.json`` for ``configuration``, or None (no file, no record)."""
     path = os.path.join(model_folder, "plans.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        plans = json.load(f)
-    return record_in(plans.get("configurations", {}).get(configuration))
+    for attempt in range(20):
+        if not os.path.isfile(path):
+            return None
+        try:
+            with open(path) as f:
+                plans = json.load(f)
+            return record_in(plans.get("configurations", {}).get(configuration))
+        except json.JSONDecodeError:  # another fold of this model (run at the same time) is writing it
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
+    return None
 
 
 def trained_folds(model_folder: str) -> list:
