@@ -641,10 +641,11 @@ def test_compare_test_predictions_with_regions_and_ignore_label(cascade, regions
 
     ws, ds = e2e_workspace, regions
     out = tmp_path / "regions.json"
-    _compare(ws, ["-d", str(ds.dataset_id), "--test-predictions", str(cascade["lowres"]), str(cascade["cascade"]),
+    ran = _compare(ws, ["-d", str(ds.dataset_id), "--test-predictions", str(cascade["lowres"]), str(cascade["cascade"]),
                   "--labels", str(ds.raw_dir / "labelsTs"), "-tr", "lowres", "cascade", "--json", str(out)], "regions")
     result = json.loads(out.read_text())
-    assert [lab["key"] for lab in result["per_label"]] == ["(1, 2)", "(2,)"]
+    assert [lab["key"] for lab in result["per_label"]] == ["(1, 2)", "2"]
+    assert result["verdict"] == "no difference shown" and "only 1 case" in ran.output   # one case: no interval
     case = ds.predict_ids[0]
     ref = str(ds.raw_dir / "labelsTs" / f"{case}.nii.gz")
     for name, folder in (("a", cascade["lowres"]), ("b", cascade["cascade"])):

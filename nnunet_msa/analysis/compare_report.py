@@ -11,6 +11,12 @@ from nnunet_msa.analysis.case_scores import CaseScores
 from nnunet_msa.analysis.paired_bootstrap import Difference, paired_difference
 
 
+#: fewer cases than this give no verdict: a percentile bootstrap over one case has an interval of width 0
+MIN_CASES_FOR_VERDICT = 2
+#: below this many cases the verdict line says that the interval is rough
+FEW_CASES = 10
+
+
 def _paired_columns(a: np.ndarray, b: np.ndarray):
     """Rows (cases) where both are finite."""
     keep = np.isfinite(a) & np.isfinite(b)
@@ -38,11 +44,12 @@ def compare_scores(name_a: str, name_b: str, a: CaseScores, b: CaseScores, names
         d = paired_difference(lb, la, n_boot=n_boot, blocks=lblocks)
         labels.append({"key": key, "name": names.get(key, key), "n_cases": int(la.size), "dice_a": float(la.mean()),
                        "dice_b": float(lb.mean()), "difference": d.mean, "low": d.low, "high": d.high,
-                       "verdict": d.verdict})
+                       "verdict": d.verdict if la.size >= MIN_CASES_FOR_VERDICT else "no difference shown"})
+    verdict = diff.verdict if ma.size >= MIN_CASES_FOR_VERDICT else "no difference shown"
     return {"trainer_a": name_a, "trainer_b": name_b, "n_cases": int(ma.size),
             "left_out_cases": [c for c, k in zip(a.cases, keep) if not k],
             "dice_a": float(ma.mean()), "dice_b": float(mb.mean()), "difference": diff.mean, "low": diff.low,
-            "high": diff.high, "level": diff.level, "verdict": diff.verdict,
+            "high": diff.high, "level": diff.level, "verdict": verdict,
             "bootstrap": "folds as blocks, then cases" if blocks is not None and len(set(blocks)) > 1 else "cases",
             "b_wins": int((per_case > 0).sum()), "ties": int((per_case == 0).sum()), "a_wins": int((per_case < 0).sum()),
             "per_case": {c: {"dice_a": float(x), "dice_b": float(y)} for c, x, y in zip(cases, ma, mb)},
@@ -55,8 +62,13 @@ def verdict_line(result: Dict[str, Any]) -> str:
     interval = f"{result['difference']:+.4f} [{result['low']:+.4f}, {result['high']:+.4f}]"
     lead = {"ahead": f"{b} is ahead", "behind": f"{b} is behind",
             "no difference shown": f"No difference shown between {b} and {result['trainer_a']}"}[result["verdict"]]
+    caveat = ""
+    if n < MIN_CASES_FOR_VERDICT:
+        caveat = f" (only {n} case: no interval, no verdict; compare more cases)"
+    elif n < FEW_CASES:
+        caveat = f" (only {n} cases: the interval is rough; five folds of a real dataset give many more)"
     return (f"{lead}: {interval} mean foreground Dice (B - A, {int(result['level'] * 100)} % bootstrap interval) "
-            f"over {n} cases; B wins {result['b_wins']}, A wins {result['a_wins']}, {result['ties']} tied.")
+            f"over {n} cases; B wins {result['b_wins']}, A wins {result['a_wins']}, {result['ties']} tied.{caveat}")
 
 
 def table(result: Dict[str, Any]) -> str:

@@ -82,10 +82,11 @@ def mismatch_error(network: nn.Module, state_dict: Mapping[str, Any]) -> Weights
     build: Optional[Mapping[str, Any]] = getattr(network, "msa2_build", None)
     record = (build or {}).get("record")
     built = describe_record(record) if record else "the MSA2 network of these plans"
-    lines = [f"These trained weights do not fit the network built for them, {built}: "
-             f"{len(missing)} of its tensors are missing ({_few(missing)}), {len(unexpected)} are not in it "
-             f"({_few(unexpected)}), {len(other)} have another shape ({_few(other)}). The model was trained with "
-             f"another network, e.g. another version's default of the same trainer name."]
+    parts = [f"{len(keys)} {what} ({_few(keys)})" for keys, what in
+             ((missing, "of its tensors are missing"), (unexpected, "tensors are not in it"),
+              (other, "have another shape")) if keys]
+    lines = [f"These trained weights do not fit the network built for them, {built}: {'; '.join(parts)}. The "
+             f"model was trained with another network, e.g. another version's default of the same trainer name."]
     fits: List[str] = []
     if build is not None:
         try:
