@@ -12,7 +12,7 @@ Prints a markdown table and writes a bar plot (``--out``).
 Measured on 2 cores (AMD EPYC, idle, 2026-12-06): the taps form is no cheaper than the outputs form (2.6-3.6×
 a static conv in 2D, 3.9-5.8× in 3D, against 2.7-3.4×): on CPU the element-wise passes cost what the two saved
 convolutions cost (profile: the three matrix products 1.3× one static conv's forward and backward, the
-element-wise passes another 1.6×). ``benchmarks/COST.md``, "Tried and rejected".
+element-wise passes another 1.6×). ``docs/cost.md``, "Tried and rejected".
 """
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ SHARED_RUN_GROUPS = {"test_e2e_pipeline": "hippocampus_msa2_runs", "test_e2e_hip
 #: The longest groups first (seconds measured on CI's 2-core AMD EPYC, one worker, to the nearest ~50 s), so that
 #: two workers finish together; the rest keep pytest's order after them.
 GROUP_SECONDS = {"hippocampus_msa2_runs": 900, "test_protocol": 450, "test_e2e_upgrade": 330,
-                 "test_e2e_compare_five_folds": 200, "test_e2e_ablation_and_plans": 330,
+                 "test_e2e_ablation_and_plans": 330,
                  "test_e2e_architectures": 300, "test_mixed_precision": 300, "test_ablation_trainers": 240,
                  "test_e2e_other_datasets": 200, "test_architecture_options": 160, "test_demo": 150,
                  "test_benchmarks_smoke": 150, "test_compile": 110, "test_packaging": 110, "test_msa2_planner": 90,

@@ -1,20 +1,31 @@
-"""``nnunet-msa demo``: the synthetic generator (fast) and one end-to-end run of the real nnU-Net commands on a tiny
-budget (slow, marked e2e)."""
+"""``nnunet-msa demo``: the synthetic generator, the progress lines, the workspace check (fast) and one end-to-end
+run of the real nnU-Net commands on a tiny budget (slow, marked e2e): its epoch lines while nnU-Net trains, the
+workspace named at start and end, the closing table and its sentences."""
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import pty
 import re
+import select
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from nnunet_msa.cli.demo import Progress
+from nnunet_msa.pipeline.commands import run_command
+from nnunet_msa.pipeline.demo_progress import DemoClock, TrainingMonitor, duration, unbuffered
+from nnunet_msa.pipeline.demo_run import DEFAULT_WORKSPACE, nnunet_msa_checkout, workspace_warning
 from nnunet_msa.pipeline.synthetic_dataset import (LABELS, SyntheticSpec, case_rng, cross_section_areas, make_case,
                                                    write_synthetic_dataset)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ------------------------------------------------------------------------------------------------ generator
@@ -68,6 +79,83 @@ def test_written_dataset_is_nnunet_raw_format(tmp_path) -> None:
                                                                               ".nii.gz"))), label0)
 
 
+# --------------------------------------------------------------------------------------------------- progress
+def _epoch(n: int, dice: str, seconds: float) -> list:
+    """nnU-Net's lines of one epoch, as print_to_log_file writes them (nnunetv2 2.6, numpy 2)."""
+    stamp = "2026-03-01 10:00:00.123456:"
+    return [f"{stamp} ", f"{stamp} Epoch {n}", f"{stamp} Current learning rate: 0.01", f"{stamp} train_loss -0.1",
+            f"{stamp} val_loss -0.2", f"{stamp} Pseudo dice {dice}", f"{stamp} Epoch time: {seconds} s"]
+
+
+def test_epoch_lines_name_trainer_pseudo_dice_ema_epoch_time_and_time_left() -> None:
+    clock = DemoClock(["nnUNetTrainer_budget", "nnUNetTrainerMSA2_budget"])
+    first = TrainingMonitor("nnUNetTrainer_budget", 0, 3, ["spindle", "blob"], clock)
+    lines = [first.feed(x) for x in _epoch(0, "[np.float32(0.5), np.float32(0.25)]", 10.0)
+             + ["2026-03-01 10:00:00.2: Yayy! New best EMA pseudo Dice: 0.375"]
+             + _epoch(1, "[np.float32(0.75), np.float32(nan)]", 12.0)]
+    assert [x for x in lines if x] == [
+        "nnUNetTrainer_budget epoch 1/3: pseudo Dice spindle 0.50 blob 0.25 (EMA 0.38), epoch 10.0 s; "
+        "time left: training ~20 s, demo estimating",
+        # nnU-Net's EMA: 0.9 * 0.375 + 0.1 * nanmean(0.75, nan)
+        "nnUNetTrainer_budget epoch 2/3: pseudo Dice spindle 0.75 blob nan (EMA 0.41), epoch 12.0 s; "
+        "time left: training ~11 s, demo estimating"]
+    clock.trainer_finished(40.0)  # from its last epoch to its held-out Dice
+    second = TrainingMonitor("nnUNetTrainerMSA2_budget", 1, 3, ["spindle", "blob"], clock)
+    out = [second.feed(x) for x in _epoch(0, "[0.5, 0.25]", 30.0)]
+    assert out[-1].endswith("epoch 30.0 s; time left: training ~1 min 00 s, demo ~1 min 40 s")
+    assert duration(3725) == "1 h 02 min"
+
+
+def test_epoch_lines_arrive_as_each_epoch_ends(tmp_path) -> None:
+    # nnU-Net prints without flushing; through a pipe its lines would come in 8 KB blocks, here at the exit
+    code = "import time\n" + "".join(f"print({x!r})\n" for x in _epoch(0, "[0.5]", 1.0)) + "time.sleep(3)\nprint('end')"
+    arrived = []
+    start = time.time()
+    run_command([sys.executable, "-c", code], unbuffered(dict(os.environ)), str(tmp_path / "log.txt"),
+                on_line=lambda line: arrived.append((line, time.time() - start)))
+    epoch_end = next(t for line, t in arrived if "Epoch time: 1.0 s" in line)
+    assert arrived[-1][0] == "end" and arrived[-1][1] - epoch_end > 2.0, arrived
+
+
+def _read_all(reader: io.RawIOBase) -> str:
+    """What was written to a terminal so far (a pseudo-terminal hands it over in pieces)."""
+    chunks = []
+    while select.select([reader], [], [], 0.5)[0]:
+        chunks.append(reader.read(4096))
+    return b"".join(chunks).decode()
+
+
+def test_live_lines_update_in_place_on_a_terminal_and_are_plain_lines_otherwise(monkeypatch) -> None:
+    plain = io.StringIO()
+    progress = Progress(plain)
+    progress.live("epoch 1/2")
+    progress.live("epoch 2/2")
+    progress.say("trained")
+    assert re.fullmatch(r"\[ +0:0\d\] epoch 1/2\n\[ +0:0\d\] epoch 2/2\n\[ +0:0\d\] trained\n", plain.getvalue())
+    monkeypatch.setenv("COLUMNS", "200")
+    leader, follower = pty.openpty()
+    with open(leader, "rb", buffering=0) as reader, open(follower, "w") as terminal:
+        progress = Progress(terminal)
+        progress.live("epoch 1/2")
+        progress.live("epoch 2/2")
+        progress.say("trained")
+        written = _read_all(reader)
+    assert "\r\x1b[K" in written and written.count("\n") == 2, repr(written)  # one line updated, then one more
+    assert written.index("epoch 1/2") < written.index("\r\x1b[K[", written.index("epoch 1/2"))
+
+
+# -------------------------------------------------------------------------------------------------- workspace
+@pytest.mark.skipif(nnunet_msa_checkout(REPO) is None, reason="the tests do not run from a git checkout")
+def test_a_workspace_inside_the_checkout_gets_a_warning_and_one_outside_does_not(tmp_path) -> None:
+    inside = os.path.join(REPO, "demo_workspace_that_is_not_created")
+    warning = workspace_warning(inside)
+    assert warning is not None and warning.startswith("warning:")
+    assert REPO in warning and DEFAULT_WORKSPACE in warning and "git does not ignore it" in warning
+    assert "git ignores it" in workspace_warning(os.path.join(REPO, "nnunet_msa_demo"))  # .gitignore's pattern
+    assert workspace_warning(str(tmp_path)) is None
+    assert not os.path.exists(inside)
+
+
 # -------------------------------------------------------------------------------------------------- end to end
 def _geometry(path: str) -> tuple:
     img = sitk.ReadImage(path)
@@ -86,10 +174,18 @@ def test_demo_runs_the_real_nnunet_commands_for_both_trainers(tmp_path) -> None:
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"demo failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    assert "nnUNetTrainerMSA2_budget" in proc.stdout and "mean Dice" in proc.stdout
-    # progress while training, read from nnU-Net's own output: one line per epoch and trainer
-    progress = re.findall(r"epoch 1/1: train loss -?[0-9.]+, pseudo-Dice [0-9.nan ]+, [0-9.]+ s/epoch, about 0 s left", proc.stdout)
-    assert len(progress) == 2, proc.stdout[-3000:]
+    out = proc.stdout
+    assert "nnUNetTrainerMSA2_budget" in out and "mean Dice" in out
+    # the workspace is named at the start and at the end; outside any checkout, no warning
+    assert out.count(f"workspace: {workspace}") == 2 and "warning" not in out, out[:3000]
+    # progress while training, read from nnU-Net's own output: one line per epoch and trainer; the whole demo's time
+    # left is "estimating" while a trainer is still to come, then a figure measured from the first trainer
+    epoch_line = (r"  {} epoch 1/1: pseudo Dice spindle \S+ blob \S+ \(EMA \S+\), epoch [0-9.]+ s; "
+                  r"time left: training ~0 s, demo {}\n")
+    assert len(re.findall(epoch_line.format("nnUNetTrainer_budget", "estimating"), out)) == 1, out[-5000:]
+    left = re.findall(epoch_line.format("nnUNetTrainerMSA2_budget", r"~((?:\d+ min )?\d+) s"), out)
+    assert len(left) == 1, out[-5000:]
+    assert int(left[0].replace(" min ", "")) > 0
 
     with open(workspace / "results.json") as f:
         result = json.load(f)
@@ -113,3 +209,23 @@ def test_demo_runs_the_real_nnunet_commands_for_both_trainers(tmp_path) -> None:
             assert _geometry(pred) == _geometry(os.path.join(images, f"{case}_0000.nii.gz"))
             values = set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(pred))))
             assert values <= {0, 1, 2}
+
+    # the closing table: per trainer Dice per label and mean, training time and its ratio to nnU-Net's default
+    closing = out[out.index("What you just saw"):]
+    runs = result["trainers"]
+    for trainer, r in runs.items():
+        row = re.search(rf"^{trainer} +(\S+) +(\S+) +(\S+) +((?:\d+ min )?\d+ s) +(\d+\.\d\d)x", closing, re.M)
+        assert row is not None, closing
+        assert row.group(1) == f"{r['dice']['spindle']:.3f}" and row.group(4) == duration(r["train_seconds"])
+        ratio = r["train_seconds"] / runs["nnUNetTrainer_budget"]["train_seconds"]
+        assert row.group(5) == f"{ratio:.2f}"
+    # and what it means: the run, the ratio, not an accuracy result, the next commands; the same in results.md
+    md = (workspace / "results.md").read_text()
+    for text in (closing, md):
+        assert "2 held-out cases" in text and "1 epoch x 1 iteration each" in text
+        assert "nnUNetTrainerMSA2_budget's training took" in text and "as long as nnUNetTrainer_budget's" in text
+        assert "not an accuracy result" in text and "docs/results.md" in text
+        for command in ("nnunet-msa plan -d DATASET", "nnUNetv2_train DATASET 2d FOLD -tr nnUNetTrainerMSA2",
+                        "nnunet-msa compare -d DATASET"):
+            assert command in text
+    print(out)  # the demo's output, for the record (pytest -s)

@@ -2,7 +2,7 @@
 Task04_Hippocampus (2d, batch 4, one epoch of two iterations):
 
 - a fold is trained with one network (the trainer ``nnUNetTrainerMSA2_upgradeTest`` of a test-only module whose
-  options are the dense candidates, ``msa2_inputHeLightDilated``: the default of an earlier version); then the
+  options are the dense candidates, ``msa2_denseCandidates``: the default of an earlier version); then the
   module is rewritten so that the same trainer name builds today's default (``msa2``: shared candidates), as an
   upgrade would;
 - after the change ``nnUNetv2_predict``, ``nnUNetv2_train --val`` and ``--c`` give the predictions of before the
@@ -31,7 +31,7 @@ import e2e_helpers as h
 pytestmark = pytest.mark.e2e
 
 TRAINER = "nnUNetTrainerMSA2_upgradeTest"
-BEFORE, AFTER = "msa2_inputHeLightDilated", "msa2"
+BEFORE, AFTER = "msa2_denseCandidates", "msa2"
 MODULE = '''
 from nnunet_msa.network.presets import resolved_options
 from nnunet_msa.training import nnUNetTrainerMSA2_budget

@@ -66,9 +66,12 @@ def test_wheel_ships_the_ext_trainers_folder(wheel) -> None:
 
 @pytest.mark.e2e
 def test_wheel_ships_every_preset_of_plans(wheel) -> None:
+    """The product presets (``plans/*.json``) and the experiments with their former names
+    (``plans/experiments/*.json``)."""
     names = set(zipfile.ZipFile(wheel).namelist())
-    presets = sorted(p.name for p in (REPO / "plans").glob("*.json"))
+    presets = sorted(p.relative_to(REPO / "plans").as_posix() for p in (REPO / "plans").rglob("*.json"))
     assert "msa2.json" in presets
+    assert "experiments/former_names.json" in presets and "experiments/msa2_denseCandidates.json" in presets
     missing = [p for p in presets if f"nnunet_msa/presets/{p}" not in names]
     assert not missing, f"presets of plans/ missing from the wheel (setup.cfg package_data?): {missing}"
 
@@ -102,9 +105,11 @@ for name in ("nnUNetTrainerMSA2", "nnUNetTrainerMSA2Full", "nnUNetTrainerMSA2_bu
              "nnUNetTrainer_budget"):
     cls = find(name)
     out[name] = {"name": cls.__name__, "file": inspect.getfile(cls)}
-from nnunet_msa.network.presets import presets_folder, resolved_options
+from nnunet_msa.network.presets import experiments_folder, presets_folder, resolved_options
 out["presets_folder"] = presets_folder()
+out["experiments_folder"] = experiments_folder()
 out["default_options"] = resolved_options("msa2")
+out["former_name_options"] = resolved_options("msa2_inputHeLightDilated")
 out["modules"] = {}
 for m in pkgutil.walk_packages(nnunet_msa.__path__, "nnunet_msa."):
     try:
@@ -134,8 +139,11 @@ def probe(installed) -> dict:
 @pytest.mark.e2e
 def test_presets_of_the_installed_wheel_are_read_from_it(probe, installed) -> None:
     assert _inside(probe["presets_folder"], installed), probe["presets_folder"]
+    assert _inside(probe["experiments_folder"], installed), probe["experiments_folder"]
     with open(REPO / "plans" / "msa2.json") as f:
         assert probe["default_options"] == json.load(f)["options"]
+    # a former preset name resolves through plans/experiments/former_names.json of the installed copy
+    assert probe["former_name_options"]["sacm_realization"] == "dilated"
 
 
 @pytest.mark.e2e

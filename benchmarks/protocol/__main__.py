@@ -19,6 +19,7 @@ from typing import List
 from benchmarks.protocol.design import BASELINE, PLANNED, PROTOCOL_PLANS, prepare_split, run_key, split_trainer
 from benchmarks.protocol.report import compare, load_rows, markdown_table, plot
 from benchmarks.protocol.runner import run_cached
+from benchmarks.protocol.time_ratio import DEFAULT_RATIOS, load_ratios
 from benchmarks.workspace import Workspace, prepare_dataset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true",
                    help="start unfinished runs again from scratch instead of going on from their last checkpoint")
     p.add_argument("--report-only", action="store_true", help="no training: report the records there are")
+    p.add_argument("--ratios", default=DEFAULT_RATIOS,
+                   help="idle time ratios for the equal-time column (python -m benchmarks.protocol.time_ratio)")
     p.add_argument("--bootstrap", type=int, default=10000, help="bootstrap replicates")
     return p
 
@@ -95,7 +98,7 @@ def main(argv=None) -> int:
         if not rows:
             print(f"[protocol] {name}: no records yet")
             continue
-        entries = compare(rows, list(split.test), args.bootstrap)
+        entries = compare(rows, list(split.test), args.bootstrap, name, load_ratios(args.ratios))
         report_parts.append(markdown_table(name, entries, len(split.test)))
         with open(os.path.join(args.results, f"{name}_report.md"), "w") as f:
             f.write(report_parts[-1] + "\n")

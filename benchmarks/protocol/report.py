@@ -6,16 +6,14 @@ per-case mean Dice over the foreground labels; differences are paired by case ag
 (``bootstrap.paired_difference``), at the same iterations and at the same training time
 (``bootstrap.interpolate_budgets`` over nnU-Net's budgets).
 
-Time is the **load-free** training time: epochs × the 10th percentile of the row's epoch times pooled over its seeds
-(``Row.load_free_time``). Runs share 2 cores with whatever else runs (tests, other jobs), and load only ever adds
-time, so the fastest epochs of a row are its speed on an idle machine; the sum of a run's epoch times (the record's
-``training_time_s``, shown as "training s, as run") is kept beside it. The time ratio, the equal-time comparison and
-the plot use the load-free time.
-
-Times are compared only between rows trained on the same CPU model (``Row.cpus``, the records' ``machine.cpu_model``;
-records made before 2026-12-05 do not have it and count as one machine, ``UNRECORDED_CPU``): the machines these runs
-get differ by up to 2.6× in speed, so a row timed on another CPU than nnU-Net's rows gets no time ratio, no
-equal-time difference and no point in the plot, and the table says which run would make it comparable.
+Equal time uses a **time ratio measured idle, side by side on one machine** (``benchmarks.protocol.time_ratio``:
+short interleaved ``nnUNetv2_train`` runs of nnU-Net and the trainer, foreign CPU load measured; stored in
+``time_ratios.json`` beside the records). A row trained for N iterations at ratio r took the time of r·N iterations of
+nnU-Net, so its equal-time difference is against nnU-Net's scores at r·N iterations, linear between nnU-Net's
+budgets (``bootstrap.interpolate_budgets`` over iterations). The runs' own times (summed epoch times, "training s, as
+run", and the load-free time, epochs × the 10th percentile of the epoch times) are kept in the table as information
+only: the runs shared 2 cores with other jobs and were made on CPU models up to 2.6× apart. A row without an idle
+ratio gets no equal-time difference and no point in the plot, and the table says the command that measures it.
 """
 from __future__ import annotations
 
@@ -137,16 +135,20 @@ def _fmt_ms(values: List[float]) -> str:
     return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
 
 
-def compare(rows: List[Row], cases: List[str], n_boot: int = 10000) -> List[Dict[str, Any]]:
-    """Per row: summary numbers and the paired differences to nnU-Net's default."""
+def compare(rows: List[Row], cases: List[str], n_boot: int = 10000, plan: str = "",
+            ratios: Optional[List[Dict[str, Any]]] = None) -> List[Dict[str, Any]]:
+    """Per row: summary numbers and the paired differences to nnU-Net's default, at equal iterations and, with an
+    idle time ratio of the row's network in ``ratios`` (``time_ratio.load_ratios``), at equal time."""
+    from benchmarks.protocol.time_ratio import ratio_for
+
+    ratios = ratios or []
     base = [r for r in rows if r.label == BASELINE]
     base_by_its = {r.iterations: r for r in base}
     out = []
     # nnU-Net's budgets for the equal-time comparison: the seeds every budget has
     common = sorted(set.intersection(*(set(r.seeds) for r in base))) if base else []
-    base_times = [r.load_free_time for r in base]
+    base_its = [float(r.iterations) for r in base]
     base_scores = [r.scores(cases, common) for r in base] if common else []
-    base_cpus = tuple(sorted({c for r in base for c in r.cpus}))
     for row in rows:
         scores = row.scores(cases)
         fg = scores.mean(axis=1).tolist()
@@ -160,28 +162,31 @@ def compare(rows: List[Row], cases: List[str], n_boot: int = 10000) -> List[Dict
         }
         if base and row.label != BASELINE:
             same = base_by_its.get(row.iterations)
-            timed_alike = set(row.cpus) <= set(base_cpus)
-            if not timed_alike:
-                entry["other_machine"] = True
-                entry["equal_time_hint"] = (f"`{row.label}` was timed on {', '.join(row.cpus)}, nnU-Net on "
-                                            f"{', '.join(base_cpus)}: no time ratio or equal-time difference; train "
-                                            f"{BASELINE} on that CPU to compare times")
             if same is not None:
                 entry["diff_equal_iterations"] = paired_difference(scores, same.scores(cases), n_boot).__dict__
-                if timed_alike:
-                    entry["time_ratio"] = row.load_free_time / same.load_free_time
-            if base_scores and timed_alike:
-                at = interpolate_budgets(base_times, base_scores, row.load_free_time)
-                entry["diff_equal_time"] = (paired_difference(scores, at, n_boot).__dict__ if at is not None
-                                            else None)
-                if at is None:
-                    longest = max(base, key=lambda r: r.load_free_time)
-                    per_epoch = int(longest.records[0]["iterations_per_epoch"])
-                    need = int(np.ceil(row.load_free_time / longest.load_free_time * longest.iterations / per_epoch)
-                               * per_epoch)
-                    entry["equal_time_hint"] = (f"nnU-Net's longest budget ({longest.iterations} its, "
-                                                f"{longest.load_free_time:.0f} s load-free) is shorter than "
-                                                f"{row.load_free_time:.0f} s: add --iterations {need} for {BASELINE}")
+            signatures = sorted({r["key"]["signature"] for r in row.records})
+            measured = [m for m in (ratio_for(ratios, plan, s) for s in signatures) if m is not None]
+            if not measured:
+                entry["equal_time_hint"] = (f"`{row.label}`: no idle side-by-side time ratio; measure it with "
+                                            f"python -m benchmarks.protocol.time_ratio --plans {plan or 'PLAN'} "
+                                            f"--trainers {row.trainer}")
+            else:
+                m = measured[0]
+                entry["time_ratio"] = m["ratio"]
+                entry["time_ratio_measurement"] = {k: m[k] for k in ("trainer", "cpu_model", "measured_utc",
+                                                                     "ratio_per_round", "iteration_s",
+                                                                     "baseline_iteration_s", "command")}
+                at_its = m["ratio"] * row.iterations
+                entry["nnunet_iterations_at_equal_time"] = at_its
+                at = interpolate_budgets(base_its, base_scores, at_its) if base_scores else None
+                entry["diff_equal_time"] = paired_difference(scores, at, n_boot).__dict__ if at is not None else None
+                if at is None and base:
+                    per_epoch = int(base[0].records[0]["iterations_per_epoch"])
+                    need = int(np.ceil(at_its / per_epoch) * per_epoch)
+                    entry["equal_time_hint"] = (f"`{row.label}` at {row.iterations} its took the time of {at_its:.0f} "
+                                                f"of nnU-Net's, beyond its longest budget ({max(base_its):.0f}): "
+                                                f"python -m benchmarks.protocol --trainers {BASELINE} "
+                                                f"--iterations {need} --seeds {','.join(map(str, common))}")
         out.append(entry)
     return out
 
@@ -195,12 +200,13 @@ def _fmt_diff(d: Optional[Dict[str, Any]]) -> str:
 def markdown_table(plan: str, entries: List[Dict[str, Any]], n_cases: int) -> str:
     labels = sorted({label for e in entries for label in e["class_dice_per_seed"]})
     head = (["trainer", "iterations", "seeds"] + [f"Dice {l}" for l in labels]
-            + ["mean Dice", "training s, as run", "load-free s", "time / nnU-Net",
+            + ["mean Dice", "training s, as run", "load-free s", "time / nnU-Net (idle, side by side)",
                "Δ vs nnU-Net, equal iterations [95 % CI]",
                "Δ vs nnU-Net, equal time [95 % CI]"])
     lines = [f"**{plan}** — {n_cases} held-back test cases; mean ± sd over seeds; Δ: paired per-case difference of "
-             f"the mean foreground Dice, bootstrap over cases and seeds; time: load-free (epochs × 10th percentile of the "
-             f"epoch times), the ratio and the equal-time column use it", "",
+             f"the mean foreground Dice, bootstrap over cases and seeds; equal time: nnU-Net at ratio × iterations (its "
+             f"scores linear between its budgets), the ratio measured idle side by side "
+             f"(python -m benchmarks.protocol.time_ratio); the runs' own times are information only", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e in entries:
         cells = [f"`{e['label']}`", str(e["iterations"]), ",".join(map(str, e["seeds"]))]
@@ -215,32 +221,44 @@ def markdown_table(plan: str, entries: List[Dict[str, Any]], n_cases: int) -> st
 
 
 def plot(plan: str, entries: List[Dict[str, Any]], path: str) -> None:
-    """Mean foreground Dice against mean training time, one line per trainer over its budgets, seed range shaded."""
+    """The Pareto view: mean foreground Dice against idle training time. nnU-Net's budgets are its curve; every row
+    with an idle time ratio is a point (its budgets joined) at ratio × iterations of nnU-Net's time, with its seed
+    mean ± sd as an error bar. The time axis is nnU-Net's seconds per iteration of the newest measurement, so the
+    minutes are those of that CPU; rows without a ratio are listed under the plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    timed = [e for e in entries if e.get("time_ratio_measurement")]
+    if timed:
+        newest = max(timed, key=lambda e: e["time_ratio_measurement"]["measured_utc"])["time_ratio_measurement"]
+        per_it, cpu = newest["baseline_iteration_s"], newest["cpu_model"]
+    else:
+        per_it, cpu = None, ""
+    fig, ax = plt.subplots(figsize=(9, 5.5))
     by_label: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
     for e in entries:
-        if not e.get("other_machine"):  # timed on another CPU: its time is not on this axis
+        if e["label"] == BASELINE or e.get("time_ratio"):
             by_label[e["label"]].append(e)
-    for label, es in by_label.items():
-        es = sorted(es, key=lambda e: e["load_free_training_time_s"])
-        t = [e["load_free_training_time_s"] / 60 for e in es]
-        m = [np.mean(e["foreground_dice_per_seed"]) for e in es]
-        lo = [min(e["foreground_dice_per_seed"]) for e in es]
-        hi = [max(e["foreground_dice_per_seed"]) for e in es]
-        line, = ax.plot(t, m, marker="o", label=f"{label} ({len(es[0]['seeds'])} seeds)")
-        if len(es) > 1:
-            ax.fill_between(t, lo, hi, color=line.get_color(), alpha=0.2)
-        ax.vlines(t, lo, hi, color=line.get_color(), alpha=0.6)
-    ax.set_xlabel("load-free training time (min, 2 CPU cores)")
+    missing = sorted({e["label"] for e in entries if e["label"] != BASELINE and not e.get("time_ratio")})
+    unit = per_it / 60 if per_it else 1.0
+    for label, es in sorted(by_label.items(), key=lambda kv: kv[0] != BASELINE):
+        es = sorted(es, key=lambda e: e["iterations"])
+        t = [e["iterations"] * e.get("time_ratio", 1.0) * unit for e in es]
+        m = [float(np.mean(e["foreground_dice_per_seed"])) for e in es]
+        sd = [float(np.std(e["foreground_dice_per_seed"], ddof=1)) if len(e["seeds"]) > 1 else 0.0 for e in es]
+        seeds = "/".join(str(len(e["seeds"])) for e in es)
+        style = dict(color="black", lw=2, marker="s") if label == BASELINE else dict(marker="o", lw=1)
+        ax.errorbar(t, m, yerr=sd, capsize=3, label=f"{label} ({seeds} seeds)", **style)
+    ax.set_xlabel(f"training time, idle (min on {cpu}, 2 cores)" if per_it else
+                  "training time (nnU-Net iterations; no idle measurement yet)")
     ax.set_ylabel("mean foreground Dice, held-back test set")
-    ax.set_title(f"{plan}: Dice against training time (seed range shaded)")
+    ax.set_title(f"{plan}: Dice against training time (mean ± sd over seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.legend(fontsize=7, loc="lower right")
+    if missing:
+        fig.text(0.01, 0.01, "no idle time ratio yet: " + ", ".join(missing), fontsize=6, wrap=True)
+    fig.tight_layout(rect=(0, 0.04 if missing else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

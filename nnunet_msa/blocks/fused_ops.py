@@ -3,7 +3,7 @@
 Autograd records every elementary op of ``mean``, ``(r - mean)²``, ``sqrt`` and of ``Σ_k π_k · r_k`` and replays
 each in backward (a sub, a pow, a mul, a div and an expand per response for the statistics alone). On CPU, where
 nothing fuses them, those full-size passes cost more than the depthwise convolutions they follow (see
-``benchmarks/COST.md``). The functions below compute the same values; their backward is one fused pass per response:
+``docs/cost.md``). The functions below compute the same values; their backward is one fused pass per response:
 
     ∂L/∂r = ∂L/∂μ / N + ∂L/∂σ · (r - μ) / (N σ)          (statistics; N = spatial size)
     ∂L/∂r_k = π_k · ∂L/∂y,   ∂L/∂π_k = Σ_{c,S} r_k · ∂L/∂y   (mixing)

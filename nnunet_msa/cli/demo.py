@@ -4,20 +4,25 @@ nnUNetTrainerMSA2 on one budget, predict held-out cases that no training saw, an
 
 Everything goes into one workspace folder (by default ``~/nnunet_msa_demo``, outside any checkout): ``nnUNet_raw``,
 ``nnUNet_preprocessed``, ``nnUNet_results``, ``logs``, ``predictions``, ``heldout_labels``, ``results.json``,
-``results.md``; nnU-Net's own output goes to ``logs/``. This module parses the flags and prints; the data and the
-steps are ``pipeline/demo_data.py`` and ``pipeline/demo_run.py``.
+``results.md``; nnU-Net's own output goes to ``logs/``. A workspace inside a git checkout of nnunet-msa gets a warning.
+While nnU-Net trains, a line per epoch (one updating line on a terminal): pseudo Dice, epoch time, time left. At the
+end, the closing table and what it means (also in ``results.md``). This module parses the flags and prints; the data,
+the steps, the progress and the closing text are ``pipeline/demo_data.py``, ``demo_run.py``, ``demo_progress.py``
+and ``demo_report.py``.
 """
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import sys
 import time
-from typing import Optional
+from typing import Optional, TextIO
 
 from nnunet_msa.pipeline.commands import CommandFailed
 from nnunet_msa.pipeline.demo_data import DEFAULTS, DemoError, fill_defaults
-from nnunet_msa.pipeline.demo_run import DEFAULT_WORKSPACE, prepare_workspace, run_pipeline, table_rows
+from nnunet_msa.pipeline.demo_progress import duration
+from nnunet_msa.pipeline.demo_report import format_closing
+from nnunet_msa.pipeline.demo_run import DEFAULT_WORKSPACE, prepare_workspace, run_pipeline, workspace_warning
 
 TRAINERS = ("nnUNetTrainer_budget", "nnUNetTrainerMSA2_budget")
 
@@ -72,61 +77,77 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; 0 on success, 1 when an nnU-Net command failed, 2 on bad inputs."""
     progress = Progress()
+    workspace: Optional[str] = None
     try:
         fill_defaults(args)
         workspace = prepare_workspace(args.workspace, args.overwrite)
         progress.say(f"workspace: {workspace}")
+        warning = workspace_warning(workspace)
+        if warning:
+            progress.say(warning)
         result = run_pipeline(args, workspace, progress)
     except CommandFailed as e:
-        progress.fail(e)
+        progress.fail(e, workspace)
         return 1
     except DemoError as e:
+        progress.close_line()
         print(f"nnunet-msa demo: {e}", file=sys.stderr, flush=True)
         return 2
+    print(f"\nWhat you just saw ({result['dataset']}):\n", flush=True)
+    print(format_closing(result))
     print()
-    print(format_table(result))
-    print()
-    progress.say(f"done in {progress.elapsed():.0f} s; results in {os.path.join(workspace, 'results.json')} and "
-                 f"{os.path.join(workspace, 'results.md')}")
+    progress.say(f"done in {duration(progress.elapsed())}; workspace: {workspace} (this summary in results.md, "
+                 f"every number in results.json, nnU-Net's output in logs/)")
     return 0
 
 
 # ---------------------------------------------------------------------------------------------------- progress
 class Progress:
-    """Prints steps with the elapsed time since the demo started."""
+    """Prints steps with the elapsed time since the demo started; ``live`` lines (one per training epoch) update one
+    line in place on a terminal wide enough for them, and are plain lines otherwise (CI logs, pipes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: Optional[TextIO] = None) -> None:
         self.start = time.time()
         self.current_log: Optional[str] = None
+        self.out = out if out is not None else sys.stdout
+        self.tty = self.out.isatty()
+        self.line_open = False
 
     def elapsed(self) -> float:
         return time.time() - self.start
 
-    def say(self, message: str) -> None:
+    def stamp(self, message: str) -> str:
         minutes, seconds = divmod(int(self.elapsed()), 60)
-        print(f"[{minutes:3d}:{seconds:02d}] {message}", flush=True)
+        return f"[{minutes:3d}:{seconds:02d}] {message}"
+
+    def say(self, message: str) -> None:
+        self.close_line()
+        print(self.stamp(message), file=self.out, flush=True)
+
+    def live(self, message: str) -> None:
+        """A line that the next ``live`` line replaces on a terminal (it stays once another ``say`` follows)."""
+        text = self.stamp(message)
+        if not self.tty or len(text) >= shutil.get_terminal_size().columns:
+            self.say(message)
+            return
+        self.out.write("\r\033[K" + text)
+        self.out.flush()
+        self.line_open = True
+
+    def close_line(self) -> None:
+        """End a ``live`` line left open on the terminal."""
+        if self.line_open:
+            self.out.write("\n")
+            self.out.flush()
+            self.line_open = False
 
     def step(self, title: str, log_path: Optional[str] = None) -> None:
         self.current_log = log_path
         self.say(title + (f"  (log: {log_path})" if log_path else ""))
 
-    def fail(self, error: CommandFailed) -> None:
-        self.say("FAILED")
+    def fail(self, error: CommandFailed, workspace: Optional[str] = None) -> None:
+        self.say("FAILED" + (f" (workspace: {workspace})" if workspace else ""))
         print(str(error), file=sys.stderr)
         if self.current_log:
             print(f"full log: {self.current_log}", file=sys.stderr)
         sys.stderr.flush()
-
-
-# -------------------------------------------------------------------------------------------------------- output
-def format_table(result: dict) -> str:
-    """Plain-text table with a line describing the run."""
-    header, rows = table_rows(result)
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
-    b = result["budget"]
-    title = (f"{result['dataset']} ({result['source']}), {result['configuration']} batch {result['batch_size']}, "
-             f"{b['epochs']} epochs x {b['iterations_per_epoch']} iterations; Dice on "
-             f"{len(result['test_cases'])} held-out cases")
-    return "\n".join([title, line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])

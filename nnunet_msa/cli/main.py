@@ -1,4 +1,5 @@
-"""The ``nnunet-msa`` command: ``trainers-path``, ``doctor``, ``demo``, ``plan``, ``explain``, ``record-network``, ``compare``."""
+"""The ``nnunet-msa`` command: ``trainers-path``, ``trainers``, ``doctor``, ``demo``, ``plan``, ``explain``,
+``record-network``, ``compare``."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +12,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("trainers-path", help="print the folder for nnUNet_extTrainer "
                                          "(export nnUNet_extTrainer=$(nnunet-msa trainers-path))")
+    from nnunet_msa.cli.trainers import add_trainers_arguments
+    add_trainers_arguments(sub.add_parser("trainers", help="list the trainers nnU-Net finds there: what each is, "
+                                                           "its preset and cost; the experiments marked"))
     from nnunet_msa.cli.doctor import add_doctor_arguments
     add_doctor_arguments(sub.add_parser("doctor", help="check that nnU-Net finds the trainer, its folders are set "
                                                        "and (-d/-c) the network builds from the plans; say what "
@@ -44,6 +48,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         from nnunet_msa.pipeline.trainers_path import trainers_path
         print(trainers_path())
         return 0
+    if args.command == "trainers":
+        from nnunet_msa.cli.trainers import run_trainers
+        return run_trainers(args)
     if args.command == "doctor":
         from nnunet_msa.cli.doctor import run_doctor
         return run_doctor(args)

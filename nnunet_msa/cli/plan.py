@@ -16,7 +16,8 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
                              "nnUNetMSA2ResEncPlanner (ResEnc M encoder, plans nnUNetMSA2ResEncPlans); nnU-Net's own "
                              "planners run with nnUNetv2_plan_and_preprocess")
     parser.add_argument("--preset", default=None,
-                        help="network preset of plans/ whose MSA2UNet options the plans get (default: msa2, "
+                        help="network preset (plans/ or plans/experiments/; `nnunet-msa trainers` lists them) "
+                             "whose MSA2UNet options the plans get (default: msa2, "
                              "nnUNetTrainerMSA2's); another preset writes plans <planner's plans>_<preset>")
     parser.add_argument("--candidates", choices=("planned", "fixed"), default="planned",
                         help="SACM's candidate receptive fields: planned per decoder stage from the training labels' "
@@ -47,13 +48,13 @@ def _with_preset(planner: type, args: argparse.Namespace) -> type:
     the candidates ``args.candidates`` says."""
     import inspect
 
-    from nnunet_msa.network.presets import DEFAULT_PRESET, preset, preset_names
+    from nnunet_msa.network.presets import DEFAULT_PRESET, all_preset_names, is_preset, preset
 
     attributes: dict = {}
     suffix = ""
     if args.preset is not None and args.preset != DEFAULT_PRESET:
-        if args.preset not in preset_names():
-            raise SystemExit(f"nnunet-msa plan: no preset {args.preset!r}; the presets are {preset_names()}")
+        if not is_preset(args.preset):
+            raise SystemExit(f"nnunet-msa plan: no preset {args.preset!r}; the presets are {all_preset_names()}")
         attributes["msa2_options"] = preset(args.preset)["options"]
         print(f"Preset {args.preset}: {attributes['msa2_options']}")
         suffix += f"_{args.preset}"

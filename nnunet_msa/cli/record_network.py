@@ -21,8 +21,9 @@ BACKUP = "plans.json.before_record"
 
 def add_record_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_folder", help="the Trainer__Plans__configuration folder (holds plans.json, fold_*)")
-    parser.add_argument("--preset", default=None, help="record this preset's network (plans/NAME.json) instead of "
-                                                       "finding it from the weights")
+    parser.add_argument("--preset", default=None, help="record this preset's network (plans/NAME.json or "
+                                                       "plans/experiments/NAME.json; a former name too) instead "
+                                                       "of finding it from the weights")
     parser.add_argument("--options", default=None, help="record these MSA2UNet options (JSON) instead")
     parser.add_argument("--force", action="store_true", help="replace a record the folder already has")
 
@@ -63,7 +64,7 @@ def _choose(build: Dict[str, Any], given: List[Tuple[str, dict]], trainer: str,
     """(options, preset, how) of the network every fold's weights fit."""
     from nnunet_msa.network.network_record import (INIT_OPTIONS, RUNTIME_OPTIONS, effective_options,
                                                    option_differences)
-    from nnunet_msa.network.presets import preset, preset_names, resolved_options
+    from nnunet_msa.network.presets import all_preset_names, is_preset, preset_trainers, resolved_options
     from nnunet_msa.network.weights_fit import fit, network_shapes
 
     def fits_all(options: Dict[str, Any]) -> List[str]:
@@ -71,9 +72,9 @@ def _choose(build: Dict[str, Any], given: List[Tuple[str, dict]], trainer: str,
         return [path for path, w in given if any(fit(shapes, w))]
 
     if args.preset or args.options:
-        if args.preset and args.preset not in preset_names():
+        if args.preset and not is_preset(args.preset):
             raise SystemExit(f"nnunet-msa record-network: no preset {args.preset!r}; the presets are "
-                             f"{preset_names()}")
+                             f"{all_preset_names()}")
         try:
             chosen = json.loads(args.options) if args.options else resolved_options(args.preset)
         except json.JSONDecodeError as e:
@@ -85,7 +86,7 @@ def _choose(build: Dict[str, Any], given: List[Tuple[str, dict]], trainer: str,
                              f"of {args.preset or args.options}; run without --preset to find the one they fit.")
         return options, args.preset, "--preset" if args.preset else "--options"
     groups: List[Tuple[Dict[str, Any], List[str]]] = []
-    for name in preset_names():
+    for name in all_preset_names():
         try:
             options = effective_options(build["plans_msa2"], resolved_options(name))
             if fits_all(options):
@@ -107,7 +108,7 @@ def _choose(build: Dict[str, Any], given: List[Tuple[str, dict]], trainer: str,
         raise SystemExit(f"nnunet-msa record-network: the weights fit {len(groups)} different networks (presets: "
                          f"{listed}). Say which one trained them: --preset NAME.")
     options, names = groups[0]
-    own = [n for n in names if preset(n)["trainer"] in (trainer, trainer.removesuffix("_budget"))]
+    own = [n for n in names if trainer.removesuffix("_budget") in preset_trainers(n)]
     name = (own or names)[0]
     return effective_options(build["plans_msa2"], resolved_options(name)), name, f"the weights (fit: {names})"
 

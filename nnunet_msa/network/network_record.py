@@ -132,10 +132,10 @@ def describe_record(record: Mapping[str, Any]) -> str:
 def presets_with_options(options: Mapping[str, Any], arch_kwargs: Mapping[str, Any],
                          ignore: Iterable[str] = RUNTIME_OPTIONS + INIT_OPTIONS) -> List[str]:
     """The presets whose network on these plans (``arch_kwargs``) has ``options`` (up to ``ignore``)."""
-    from nnunet_msa.network.presets import preset_names, resolved_options
+    from nnunet_msa.network.presets import all_preset_names, resolved_options
 
     found = []
-    for name in preset_names():
+    for name in all_preset_names():
         try:
             theirs = effective_options(arch_kwargs, resolved_options(name))
         except Exception:

@@ -52,12 +52,13 @@ def network_shapes(build: Mapping[str, Any], options: Mapping[str, Any]) -> Shap
 
 
 def presets_fitting(build: Mapping[str, Any], given: Shapes) -> List[str]:
-    """The presets (``plans/``) whose network, on the same plans, the weights of shapes ``given`` fit exactly."""
+    """The presets (``plans/``, ``plans/experiments/``) whose network, on the same plans, the weights of shapes
+    ``given`` fit exactly."""
     from nnunet_msa.network.network_record import effective_options
-    from nnunet_msa.network.presets import preset_names, resolved_options
+    from nnunet_msa.network.presets import all_preset_names, resolved_options
 
     found = []
-    for name in preset_names():
+    for name in all_preset_names():
         try:
             shapes = network_shapes(build, effective_options(build["arch_kwargs"], resolved_options(name)))
         except Exception:

@@ -1,6 +1,8 @@
-"""The demo's nnU-Net steps on a prepared workspace: plan and preprocess, a configuration with the demo's batch size,
-then per trainer ``nnUNetv2_train``, ``nnUNetv2_predict`` of the held-out cases and their Dice; results written to the
-workspace (``results.json``, ``results.md``). ``progress`` reports each step (``cli/demo.py`` prints it)."""
+"""The demo's workspace (outside any checkout by default; a warning inside nnunet-msa's) and its nnU-Net steps: plan
+and preprocess, a configuration with the demo's batch size, then per trainer ``nnUNetv2_train`` (a progress line
+after each epoch, ``demo_progress.py``), ``nnUNetv2_predict`` of the held-out cases and their Dice; results written
+to the workspace (``results.json``, ``results.md`` from ``demo_report.py``). ``progress`` reports each step
+(``cli/demo.py`` prints it: ``say`` for lines, ``live`` for the epoch lines)."""
 from __future__ import annotations
 
 import argparse
@@ -8,15 +10,18 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from nnunet_msa.pipeline.commands import run_command
 from nnunet_msa.pipeline.demo_data import DemoData, DemoError, prepare_data
+from nnunet_msa.pipeline.demo_progress import DemoClock, TrainingMonitor, plural, unbuffered
+from nnunet_msa.pipeline.demo_report import format_markdown
 from nnunet_msa.pipeline.dice import folder_dice
 from nnunet_msa.pipeline.environment import nnunet_env
 from nnunet_msa.pipeline.plans_edit import add_inherited_configuration, write_split
-from nnunet_msa.pipeline.training_log import EpochProgress, epoch_times
+from nnunet_msa.pipeline.training_log import epoch_times
 
 DEFAULT_WORKSPACE = os.path.join(os.path.expanduser("~"), "nnunet_msa_demo")
 MARKER = ".nnunet_msa_demo"
@@ -44,6 +49,54 @@ def prepare_workspace(path: Optional[str], overwrite: bool) -> str:
     os.makedirs(path, exist_ok=True)
     open(os.path.join(path, MARKER), "w").close()
     return path
+
+
+def nnunet_msa_checkout(path: str) -> Optional[str]:
+    """The top folder of the git checkout of nnunet-msa that ``path`` lies in, else None (the nearest folder above
+    ``path`` with a ``.git`` is the checkout; it is nnunet-msa's when it holds ``nnunet_msa/`` and a ``setup.cfg``
+    naming the package)."""
+    folder = os.path.abspath(path)
+    while True:
+        if os.path.exists(os.path.join(folder, ".git")):
+            return folder if _is_nnunet_msa_source(folder) else None
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def _is_nnunet_msa_source(folder: str) -> bool:
+    setup_cfg = os.path.join(folder, "setup.cfg")
+    if not (os.path.isdir(os.path.join(folder, "nnunet_msa")) and os.path.isfile(setup_cfg)):
+        return False
+    with open(setup_cfg, errors="replace") as f:
+        return any(line.replace(" ", "").strip() == "name=nnunet-msa" for line in f)
+
+
+def _git_ignores(checkout: str, folder: str) -> Optional[bool]:
+    """Whether git ignores ``folder`` in ``checkout``; None when git cannot tell (not installed, error). The trailing
+    slash makes git match directory patterns (``nnunet_msa_demo*/``) even before the folder exists."""
+    try:
+        code = subprocess.run(["git", "-C", checkout, "check-ignore", "-q", folder.rstrip(os.sep) + os.sep],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30).returncode
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {0: True, 1: False}.get(code)
+
+
+def workspace_warning(workspace: str) -> Optional[str]:
+    """A warning when ``workspace`` lies inside a git checkout of nnunet-msa, else None. Not a refusal: the demo only
+    writes into an empty or demo-made folder, so the checkout's own files are safe; but the workspace fills with
+    nnU-Net's datasets, checkpoints and predictions that do not belong in the repository."""
+    checkout = nnunet_msa_checkout(workspace)
+    if checkout is None:
+        return None
+    ignored = _git_ignores(checkout, workspace)
+    git_note = {True: "git ignores it there", False: "git does not ignore it: `git status` lists its files and "
+                "`git add -A` would commit nnU-Net's data and checkpoints",
+                None: "unless git ignores it, `git status` lists its files"}[ignored]
+    return (f"warning: the workspace {workspace} is inside the nnunet-msa checkout {checkout} ({git_note}); a "
+            f"workspace outside the checkout, like the default {DEFAULT_WORKSPACE}, keeps the two apart")
 
 
 def preprocessed_dir(env: Dict[str, str], data: DemoData) -> str:
@@ -83,20 +136,20 @@ def choose_configuration(args: argparse.Namespace, data: DemoData, env: Dict[str
 
 
 def train(trainer: str, configuration: str, data: DemoData, env: Dict[str, str], workspace: str,
-          args: argparse.Namespace, progress) -> float:
-    """``nnUNetv2_train ID CONFIG 0 -tr TRAINER -device cpu``; returns its wall time."""
+          args: argparse.Namespace, progress, monitor: TrainingMonitor) -> float:
+    """``nnUNetv2_train ID CONFIG 0 -tr TRAINER -device cpu``, with a progress line after each epoch (``monitor``);
+    returns its wall time."""
     log = os.path.join(workspace, "logs", f"train_{trainer}.log")
     progress.step(f"nnUNetv2_train {data.dataset_id} {configuration} 0 -tr {trainer} -device cpu: "
-                  f"{args.epochs} epochs x {args.iterations} iterations", log)
-    epochs = EpochProgress(args.epochs)
+                  f"{plural(args.epochs, 'epoch')} x {plural(args.iterations, 'iteration')}", log)
 
     def show(line: str) -> None:
-        summary = epochs.feed(line)
+        summary = monitor.feed(line)
         if summary and not args.verbose:
-            progress.say("  " + summary)
+            progress.live("  " + summary)
 
     seconds = run_command(["nnUNetv2_train", str(data.dataset_id), configuration, "0", "-tr", trainer,
-                           "-device", "cpu"], env, log_path=log, echo=args.verbose, on_line=show)
+                           "-device", "cpu"], unbuffered(env), log_path=log, echo=args.verbose, on_line=show)
     progress.say(f"  trained in {seconds:.0f} s")
     return seconds
 
@@ -157,18 +210,27 @@ def run_pipeline(args: argparse.Namespace, workspace: str, progress) -> dict:
                          "val_iterations_per_epoch": args.val_iterations},
               "tta": args.tta, "labels": data.labels, "train_cases": data.train_ids,
               "val_cases": data.val_ids, "test_cases": data.test_ids, "trainers": {}, "timings": timings}
-    for trainer in args.trainers:
-        result["trainers"][trainer] = run_trainer(trainer, configuration, data, env, workspace, args, progress)
+    clock = DemoClock(args.trainers)
+    for index, trainer in enumerate(args.trainers):
+        monitor = TrainingMonitor(trainer, index, args.epochs, _label_names(data), clock)
+        result["trainers"][trainer] = run_trainer(trainer, configuration, data, env, workspace, args, progress,
+                                                  monitor)
+        clock.trainer_finished(monitor.seconds_since_last_epoch())
         write_results(result, workspace)
     timings["total"] = progress.elapsed()
     write_results(result, workspace)
     return result
 
 
+def _label_names(data: DemoData) -> List[str]:
+    """Foreground label names in nnU-Net's order of its pseudo Dice (by label value)."""
+    return [name for name, value in sorted(data.labels.items(), key=lambda kv: kv[1])]
+
+
 def run_trainer(trainer: str, configuration: str, data: DemoData, env: Dict[str, str], workspace: str,
-                args: argparse.Namespace, progress) -> dict:
+                args: argparse.Namespace, progress, monitor: TrainingMonitor) -> dict:
     """Train, predict the held-out cases and score one trainer."""
-    train_seconds = train(trainer, configuration, data, env, workspace, args, progress)
+    train_seconds = train(trainer, configuration, data, env, workspace, args, progress, monitor)
     pred_dir, predict_seconds = predict(trainer, configuration, data, env, workspace, args, progress)
     scores = score(pred_dir, data)
     progress.say("  Dice on held-out cases: " + ", ".join(f"{k} {_fmt(v)}" for k, v in scores["dice"].items()))
@@ -183,35 +245,6 @@ def run_trainer(trainer: str, configuration: str, data: DemoData, env: Dict[str,
 
 def _fmt(value: Optional[float], digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def table_rows(result: dict) -> Tuple[List[str], List[List[str]]]:
-    """Header and rows of the results table."""
-    labels = list(result["labels"])
-    header = ["trainer"] + [f"Dice {name}" for name in labels] + ["mean Dice", "train s", "s/iter", "predict s"]
-    rows = []
-    for trainer, r in result["trainers"].items():
-        rows.append([trainer] + [_fmt(r["dice"][name]) for name in labels] + [
-            _fmt(r["mean_dice"]), f"{r['train_seconds']:.0f}", _fmt(r["seconds_per_iteration"], 2),
-            f"{r['predict_seconds']:.0f}"])
-    return header, rows
-
-
-def format_markdown(result: dict) -> str:
-    """The table as markdown."""
-    header, rows = table_rows(result)
-    b = result["budget"]
-    lines = [f"# nnunet-msa demo: {result['dataset']}", "",
-             f"Source: {result['source']}. Configuration {result['configuration']} (batch {result['batch_size']}), "
-             f"{b['epochs']} epochs x {b['iterations_per_epoch']} iterations per trainer, "
-             f"{len(result['train_cases'])} training / {len(result['val_cases'])} validation cases; Dice on "
-             f"{len(result['test_cases'])} held-out cases (test-time mirroring: {result['tta']}).", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    total = result["timings"].get("total")
-    if total is not None:
-        lines += ["", f"Total wall time: {total:.0f} s."]
-    return "\n".join(lines) + "\n"
 
 
 def write_results(result: dict, workspace: str) -> None:

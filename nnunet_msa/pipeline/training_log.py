@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import math
 import os
 import re
 from typing import Dict, List, Optional
@@ -58,16 +59,20 @@ def pseudo_dice(line: str) -> Optional[List[float]]:
 
 
 class EpochProgress:
-    """Follows nnU-Net's training output line by line; after each epoch, a one-line summary with the time left:
+    """Follows nnU-Net's training output (or its ``training_log_*.txt``) line by line; after each epoch, a one-line
+    summary with the time left:
 
         epoch 3/5: train loss -0.412, pseudo-Dice 0.61 0.55, 12.3 s/epoch, about 25 s left
-    """
+
+    and, for other summaries, what it has read so far: the epoch, its loss and pseudo Dice, nnU-Net's EMA of the mean
+    foreground pseudo Dice (the value nnU-Net keeps its best checkpoint by), the epoch times, the time left."""
 
     def __init__(self, epochs: Optional[int] = None) -> None:
         self.epochs = epochs
         self.epoch: Optional[int] = None
         self.loss: Optional[float] = None
         self.dice: Optional[List[float]] = None
+        self.ema: Optional[float] = None
         self.times: List[float] = []
 
     def feed(self, line: str) -> Optional[str]:
@@ -78,13 +83,30 @@ class EpochProgress:
             self.loss = float(m.group(1))
         elif (d := pseudo_dice(line)) is not None:
             self.dice = d
+            self.ema = next_ema(self.ema, d)
         elif (m := _EPOCH_TIME.search(line)) is not None:
             self.times.append(float(m.group(1)))
             return self.summary()
         return None
 
+    @property
+    def done(self) -> int:
+        """Epochs finished so far (nnU-Net counts from 0; this is the last finished epoch's number + 1)."""
+        return (self.epoch if self.epoch is not None else len(self.times) - 1) + 1
+
+    def seconds_per_epoch(self) -> Optional[float]:
+        """Mean epoch time so far, None before the first epoch ends."""
+        return sum(self.times) / len(self.times) if self.times else None
+
+    def seconds_left(self) -> Optional[float]:
+        """The epochs still to train times the mean epoch time so far; None when either is unknown."""
+        per_epoch = self.seconds_per_epoch()
+        if per_epoch is None or not self.epochs:
+            return None
+        return max(self.epochs - self.done, 0) * per_epoch
+
     def summary(self) -> str:
-        done = (self.epoch if self.epoch is not None else len(self.times) - 1) + 1
+        done = self.done
         per_epoch = sum(self.times) / len(self.times)
         head = f"epoch {done}" + (f"/{self.epochs}" if self.epochs else "")
         parts = [head + ":"]
@@ -96,3 +118,11 @@ class EpochProgress:
         if self.epochs:
             parts[-1] += f", about {max(self.epochs - done, 0) * per_epoch:.0f} s left"
         return " ".join(parts)
+
+
+def next_ema(previous: Optional[float], dice: List[float]) -> float:
+    """nnU-Net's moving average of the mean foreground pseudo Dice after one more epoch (its logger's
+    ``ema_fg_dice``: the first epoch's mean, then ``0.9 * previous + 0.1 * mean``; the mean skips NaN classes)."""
+    finite = [v for v in dice if not math.isnan(v)]
+    mean = sum(finite) / len(finite) if finite else math.nan
+    return mean if previous is None else 0.9 * previous + 0.1 * mean

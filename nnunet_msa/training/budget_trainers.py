@@ -6,12 +6,14 @@ budget, read from the environment so the real ``nnUNetv2_train`` command can run
     default nnU-Net's 50), nnUNetMSA_anneal_fraction (MSA2: fraction of all iterations over which the SACM
     temperature anneals, default the trainer's 0.1).
 
-Every ablation and architecture trainer has one too (``nnUNetTrainerMSA2_noBridge_budget``,
-``nnUNetTrainerFIAS_budget``, ..., generated), for the comparison benchmark (``python -m benchmarks.ablation``).
+Every ablation, architecture and experiment trainer has one too (``nnUNetTrainerMSA2_noBridge_budget``,
+``nnUNetTrainerFIAS_budget``, ``nnUNetTrainerMSA2_fast_budget``, ..., generated), for the comparison benchmark
+(``python -m benchmarks.ablation``) and the accuracy protocol (``python -m benchmarks.protocol``).
 """
 from __future__ import annotations
 
 import os
+from typing import Dict, Iterable
 
 import torch
 
@@ -19,8 +21,8 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_msa.training.ablation_trainers import ABLATION_TRAINERS
 from nnunet_msa.training.architecture_trainers import ARCHITECTURE_TRAINERS
-from nnunet_msa.training.hypothesis_trainers import HYPOTHESIS_TRAINERS
-from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2, nnUNetTrainerMSA2Full
+from nnunet_msa.training.hypothesis_trainers import EXPERIMENT_TRAINERS, FORMER_NAME_TRAINERS
+from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2, nnUNetTrainerMSA2Full, nnUNetTrainerMSA2_fast
 from nnunet_msa.training.seeding import SeedFromEnvironmentMixin
 from nnunet_msa.training.trainer_subclass import trainer_subclass
 
@@ -78,14 +80,19 @@ def make_budget_variant(base: type, module: str = __name__) -> type:
     return trainer_subclass(name, (_BudgetMixin, base), module, f"{base.__name__} on the environment's budget.")
 
 
-ABLATION_BUDGET_TRAINERS = {}
-for _base in ABLATION_TRAINERS:
-    _cls = make_budget_variant(_base)
-    ABLATION_BUDGET_TRAINERS[_cls.__name__] = _cls
-    globals()[_cls.__name__] = _cls
-ARCHITECTURE_BUDGET_TRAINERS = {}
-for _base in ARCHITECTURE_TRAINERS + HYPOTHESIS_TRAINERS:
-    _cls = make_budget_variant(_base)
-    ARCHITECTURE_BUDGET_TRAINERS[_cls.__name__] = _cls
-    globals()[_cls.__name__] = _cls
-del _base, _cls
+def _budget_variants(bases: Iterable[type]) -> Dict[str, type]:
+    """{name: class} of the budget variants of ``bases``, bound to this module's attributes."""
+    out: Dict[str, type] = {}
+    for base in bases:
+        cls = make_budget_variant(base)
+        out[cls.__name__] = cls
+        globals()[cls.__name__] = cls
+    return out
+
+
+nnUNetTrainerMSA2_fast_budget = make_budget_variant(nnUNetTrainerMSA2_fast)
+ABLATION_BUDGET_TRAINERS = _budget_variants(ABLATION_TRAINERS)
+ARCHITECTURE_BUDGET_TRAINERS = _budget_variants(ARCHITECTURE_TRAINERS)
+#: the experiments' budget variants (the protocol trains these)
+EXPERIMENT_BUDGET_TRAINERS = _budget_variants(EXPERIMENT_TRAINERS)
+FORMER_NAME_BUDGET_TRAINERS = _budget_variants(FORMER_NAME_TRAINERS)

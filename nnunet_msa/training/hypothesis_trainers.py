@@ -1,21 +1,23 @@
-"""The accuracy hypotheses of the input-fingerprint SACM (``python -m benchmarks.protocol``), each a preset in
-``plans/`` (``msa2_input*.json``, ``msa2_responsesStatic.json``) differing from ``msa2_inputStatic`` in one option:
-the static start against He init, the input fingerprint against the responses fingerprint, MASAG in the lowest
-decoder stage only, no temperature annealing, SACM on the planned dense kernel (``dilated``) instead of
-``separable``, the light placement (bridge and MASAG in the lowest stage only, the full-resolution stage nnU-Net's), and the
-default (light, He init) with dense dilated candidates (``msa2_inputHeLightDilated``), with one dense kernel at K dilations
-(``msa2_inputHeLightShared``: the dilated candidates' receptive fields with a static conv's parameters; without
-annealing: ``msa2_inputHeLightSharedNoAnneal``), or with
-SACM in the lowest decoder stage only (``msa2_lowestStage``); and the default with candidates that split the input
-channels between the dilations (``msa2_split``: one static conv's FLOPs)."""
+"""The accuracy protocol's experiments (``python -m benchmarks.protocol``) as trainers: one per preset of
+``plans/experiments/``, ``nnUNetTrainerMSA2_<preset without msa2_>``, each named by how its network differs from the
+default's (``msa2``): the candidates (``separable``, ``denseCandidates``, ``sharedKernel``, ``splitCandidates``),
+the placement (``everyStage``: bridge and MASAG in every decoder stage but the full-resolution one;
+``everyStageBridge``; ``lowestStageOnly``), the fingerprint (``responses``), the initialization (``staticStart``)
+and the temperature schedule (``noAnneal``).
+
+The experiments' former names (``plans/experiments/former_names.json``) keep their trainers, each building the same
+network as its current name (``FORMER_NAME_TRAINERS``; ``nnUNetTrainerMSA2_v1`` lives in ``nnunet_trainer_msa2``).
+"""
 from __future__ import annotations
 
-from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2_fast, nnUNetTrainerMSA2_v1, trainer_from_preset
+from typing import Tuple
 
-HYPOTHESIS_PRESETS = ("msa2_inputStatic", "msa2_inputHe", "msa2_responsesStatic", "msa2_inputStaticMasag1",
-                      "msa2_inputStaticNoAnneal", "msa2_inputStaticDilated", "msa2_inputStaticLight",
-                      "msa2_inputHeLight", "msa2_inputHeLightNoAnneal", "msa2_inputHeLightDilated",
-                      "msa2_inputHeLightShared", "msa2_inputHeLightSharedNoAnneal", "msa2_lowestStage", "msa2_split")
-HYPOTHESIS_TRAINERS = (nnUNetTrainerMSA2_v1, nnUNetTrainerMSA2_fast) + tuple(trainer_from_preset(p, __name__)
-                                                                             for p in HYPOTHESIS_PRESETS)
-globals().update({t.__name__: t for t in HYPOTHESIS_TRAINERS[2:]})
+from nnunet_msa.network.presets import experiment_names, former_names
+from nnunet_msa.training.nnunet_trainer_msa2 import former_name_trainer, nnUNetTrainerMSA2_v1, trainer_from_preset
+
+#: one trainer per experiment preset, in the order of the preset names
+EXPERIMENT_TRAINERS: Tuple[type, ...] = tuple(trainer_from_preset(p, __name__) for p in experiment_names())
+#: the trainers of the experiments' former names (same networks as their current names)
+FORMER_NAME_TRAINERS: Tuple[type, ...] = (nnUNetTrainerMSA2_v1,) + tuple(
+    former_name_trainer(old, __name__) for old in sorted(former_names()) if old != "msa2_v1")
+globals().update({t.__name__: t for t in EXPERIMENT_TRAINERS + FORMER_NAME_TRAINERS[1:]})

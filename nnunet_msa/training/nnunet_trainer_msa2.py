@@ -11,7 +11,8 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunet_msa.network.network_record import (NetworkRecordError, describe_differences, effective_options,
                                                make_record, record_in)
-from nnunet_msa.network.presets import DEFAULT_PRESET, preset, preset_names, resolved_options
+from nnunet_msa.network.presets import (DEFAULT_PRESET, all_preset_names, current_name, former_trainer_name, preset,
+                                       resolved_options)
 from nnunet_msa.training.network_from_plans import build_msa2_network, plans_conflicts
 from nnunet_msa.training.nonfinite_guard import NonFiniteGuardMixin
 from nnunet_msa.training.recorded_network import RecordedNetworkMixin
@@ -21,7 +22,8 @@ from nnunet_msa.training.trainer_subclass import trainer_subclass
 
 
 #: ``nnUNetTrainerMSA2``'s network options: the preset ``msa2`` (``plans/msa2.json``), chosen by the accuracy protocol
-#: and the cost benchmark (README, "Results"). Every other option set is a preset of its own (``plans/``).
+#: and the cost benchmark (README, "Results"). Every other option set is a preset of its own (``plans/``,
+#: ``plans/experiments/``).
 DEFAULT_OPTIONS: Dict[str, Any] = resolved_options(DEFAULT_PRESET)
 
 
@@ -47,6 +49,8 @@ class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, RecordedN
     msa2_options: ClassVar[Dict[str, Any]] = DEFAULT_OPTIONS
     #: the preset (``plans/``) whose options these are, if any (named in the network record)
     preset_name: ClassVar[Optional[str]] = DEFAULT_PRESET
+    #: set on the class of a former trainer name: the current name of the same network
+    renamed_to: ClassVar[Optional[str]] = None
     tau0: ClassVar[float] = 30.0
     anneal_fraction: ClassVar[float] = 0.1
     anneal_temperature: ClassVar[bool] = True
@@ -68,7 +72,7 @@ class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, RecordedN
         conflicts = plans_conflicts(arch_kwargs, cls.msa2_options)
         if conflicts:
             # the preset that agrees with the plans on the most options
-            agree = {n: len(set(resolved_options(n)) & set(arch_kwargs)) for n in preset_names()
+            agree = {n: len(set(resolved_options(n)) & set(arch_kwargs)) for n in all_preset_names()
                      if not plans_conflicts(arch_kwargs, resolved_options(n))}
             fitting = sorted(agree, key=lambda n: -agree[n])
             hint = (f"train them with the trainer of preset {fitting[0]}: -tr {preset(fitting[0])['trainer']}"
@@ -114,22 +118,37 @@ class nnUNetTrainerMSA2(SeedFromEnvironmentMixin, NonFiniteGuardMixin, RecordedN
         return super().train_step(batch)
 
 
-def trainer_from_preset(preset_name: str, module: str, base: Optional[type] = None) -> type:
-    """The trainer class of preset ``preset_name`` (``plans/<preset_name>.json``): named by its ``trainer`` entry,
-    ``msa2_options`` its resolved options, its ``trainer_attributes`` as class attributes. Bind it to a module
-    attribute of that name so nnU-Net's lookup (training, prediction) finds it."""
+def trainer_from_preset(preset_name: str, module: str, base: Optional[type] = None,
+                        name: Optional[str] = None) -> type:
+    """The trainer class of preset ``preset_name`` (``plans/<preset_name>.json`` or ``plans/experiments/``; a former
+    name resolves to the current one): named by its ``trainer`` entry, ``msa2_options`` its resolved options, its
+    ``trainer_attributes`` as class attributes. ``name`` gives the class another name (a former trainer name: the
+    same network, ``renamed_to`` the preset's trainer). Bind it to a module attribute of that name so nnU-Net's
+    lookup (training, prediction) finds it."""
     p = preset(preset_name)
-    name = p["trainer"]
-    return trainer_subclass(name, (base or nnUNetTrainerMSA2,), module,
-                            f"{p.get('description', '')} (preset ``{preset_name}``)", msa2_options=p["options"],
-                            preset_name=preset_name, **p.get("trainer_attributes", {}))
+    current = current_name(preset_name)
+    doc = f"{p.get('description', '')} (preset ``{current}``)"
+    attributes: Dict[str, Any] = dict(msa2_options=p["options"], preset_name=current,
+                                      **p.get("trainer_attributes", {}))
+    if name is not None and name != p["trainer"]:
+        doc = f"Former name of {p['trainer']}, building the same network. {doc}"
+        attributes["renamed_to"] = p["trainer"]
+    return trainer_subclass(name or p["trainer"], (base or nnUNetTrainerMSA2,), module, doc, **attributes)
+
+
+def former_name_trainer(former_preset: str, module: str) -> type:
+    """The trainer of a former preset name (``former_trainer_name``, e.g. ``nnUNetTrainerMSA2_v1`` of ``msa2_v1``):
+    the network of the preset's current name, under the trainer name models were trained with."""
+    return trainer_from_preset(former_preset, module, name=former_trainer_name(former_preset))
 
 
 #: the spec-literal network (``MSA2UNet``'s own defaults; about 4x nnU-Net's FLOPs and memory)
 nnUNetTrainerMSA2Full = trainer_from_preset("msa2_full", __name__)
-#: the default until 2026-12 (responses fingerprint, bridge and MASAG in every stage but the full-resolution one)
-nnUNetTrainerMSA2_v1 = trainer_from_preset("msa2_v1", __name__)
+#: the separable network: about nnU-Net's step time, a little less accurate than the default
 nnUNetTrainerMSA2_fast = trainer_from_preset("msa2_fast", __name__)
 #: the default network with SACM blocks and MASAG gates recomputed in backward: same numbers, less memory than
 #: nnU-Net's, about 1.2x the default's step time
 nnUNetTrainerMSA2_lowMemory = trainer_from_preset("msa2_lowMemory", __name__)
+#: former name of nnUNetTrainerMSA2_separable_everyStage_responses (preset ``msa2_v1``, now
+#: ``plans/experiments/msa2_separable_everyStage_responses.json``); kept in this module, where it was defined
+nnUNetTrainerMSA2_v1 = former_name_trainer("msa2_v1", __name__)
