@@ -27,7 +27,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from benchmarks.protocol.bootstrap import interpolate_budgets, paired_difference
-from benchmarks.protocol.design import BASELINE, signature_hashes, trainer_names_by_signature
+from benchmarks.protocol.design import (BASELINE, PLANNED, signature_hash, signature_hashes, split_trainer,
+                                        trainer_names_by_signature)
 
 
 #: the epoch-time quantile that stands for an idle machine (``Row.load_free_time``)
@@ -114,7 +115,8 @@ def load_rows(results_dir: str, plan: str, split_digest: Optional[str] = None) -
                 current = key["signature"] in signature_hashes(trainer)
             except ValueError:
                 current = False
-            label = trainer if current else f"{trainer}@{key['signature']}"
+            label = trainer if current else (_planned_trainer_with(key["signature"], names) or
+                                             f"{trainer}@{key['signature']}")
         elif known == trainer:
             label = trainer
         else:
@@ -133,6 +135,23 @@ def _fmt_ms(values: List[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
     return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+
+
+def _planned_trainer_with(signature: str, names: Dict[str, str]) -> Optional[str]:
+    """The ``TRAINER+plannedRF`` of today whose signature is ``signature`` (``names``: signature -> trainer)."""
+    for trainer in dict.fromkeys(names.values()):
+        try:
+            if signature_hash(f"{trainer}{PLANNED}") == signature:
+                return f"{trainer}{PLANNED}"
+        except ValueError:
+            continue
+    return None
+
+
+def _trainer_with_options(row: Row) -> Optional[str]:
+    """The trainer name that builds a row's network today (the label's first name), or None when none does (a
+    label ``name@signature``)."""
+    return None if "@" in row.label else row.label.split(" (= ")[0]
 
 
 def compare(rows: List[Row], cases: List[str], n_boot: int = 10000, plan: str = "",
@@ -167,9 +186,11 @@ def compare(rows: List[Row], cases: List[str], n_boot: int = 10000, plan: str = 
             signatures = sorted({r["key"]["signature"] for r in row.records})
             measured = [m for m in (ratio_for(ratios, plan, s) for s in signatures) if m is not None]
             if not measured:
-                entry["equal_time_hint"] = (f"`{row.label}`: no idle side-by-side time ratio; measure it with "
-                                            f"python -m benchmarks.protocol.time_ratio --plans {plan or 'PLAN'} "
-                                            f"--trainers {row.trainer}")
+                today = _trainer_with_options(row)
+                entry["equal_time_hint"] = (
+                    f"`{row.label}`: no idle side-by-side time ratio; measure it with python -m "
+                    f"benchmarks.protocol.time_ratio --plans {plan or 'PLAN'} --trainers {today}" if today else
+                    f"`{row.label}`: no idle side-by-side time ratio, and no trainer of today has its options")
             else:
                 m = measured[0]
                 entry["time_ratio"] = m["ratio"]
@@ -237,17 +258,22 @@ def plot(plan: str, entries: List[Dict[str, Any]], path: str) -> None:
     else:
         per_it, cpu = None, ""
     fig, ax = plt.subplots(figsize=(9, 5.5))
+    def network(e: Dict[str, Any]) -> str:  # one line per network: "X (= Y)" and "X" are the same one
+        return e["label"].split(" (= ")[0]
+
     by_label: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
     for e in entries:
         if e["label"] == BASELINE or e.get("time_ratio"):
-            by_label[e["label"]].append(e)
-    missing = sorted({e["label"] for e in entries if e["label"] != BASELINE and not e.get("time_ratio")})
+            by_label[network(e)].append(e)
+    missing = sorted({network(e) for e in entries if e["label"] != BASELINE and not e.get("time_ratio")})
     unit = per_it / 60 if per_it else 1.0
     for label, es in sorted(by_label.items(), key=lambda kv: kv[0] != BASELINE):
         es = sorted(es, key=lambda e: e["iterations"])
         t = [e["iterations"] * e.get("time_ratio", 1.0) * unit for e in es]
         m = [float(np.mean(e["foreground_dice_per_seed"])) for e in es]
         sd = [float(np.std(e["foreground_dice_per_seed"], ddof=1)) if len(e["seeds"]) > 1 else 0.0 for e in es]
+        es = [e for e in es if e["iterations"] not in {x["iterations"] for x in es if x is not e and
+                                                        len(x["seeds"]) > len(e["seeds"])}]
         seeds = "/".join(str(len(e["seeds"])) for e in es)
         style = dict(color="black", lw=2, marker="s") if label == BASELINE else dict(marker="o", lw=1)
         ax.errorbar(t, m, yerr=sd, capsize=3, label=f"{label} ({seeds} seeds)", **style)
@@ -258,7 +284,8 @@ def plot(plan: str, entries: List[Dict[str, Any]], path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     if missing:
-        fig.text(0.01, 0.01, "no idle time ratio yet: " + ", ".join(missing), fontsize=6, wrap=True)
-    fig.tight_layout(rect=(0, 0.04 if missing else 0, 1, 1))
+        fig.text(0.01, 0.01, "not on the time axis (no idle time ratio yet): " + ", ".join(
+            m.replace("nnUNetTrainerMSA2", "MSA2") for m in missing), fontsize=6.5, wrap=True)
+    fig.tight_layout(rect=(0, 0.08 if missing else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
