@@ -189,58 +189,65 @@ def _stop_when_second_epoch_starts(proc: subprocess.Popen, runs: Path, name_star
 
 @pytest.mark.e2e
 def test_protocol_end_to_end_tiny(shared_data, hippocampus, tmp_path):
-    """The whole protocol through the real commands: 2 iterations (2 epochs of 1), 3 test cases, nnU-Net and MSA2;
-    their side-by-side time ratio (``benchmarks.protocol.time_ratio``, one round); then the same protocol command
-    with a third trainer added (MSA2 with candidates planned from the labels), stopped in its second epoch and run
-    again: it goes on from the checkpoint with ``nnUNetv2_train --c``, the two runs there are cached and not touched,
-    and the report compares them all, at equal time through the measured ratio."""
+    """The whole protocol through the real commands: 2 iterations (2 epochs of 1), 3 test cases, nnU-Net's default;
+    then the same command with MSA2 with candidates planned from the labels added, stopped in its second epoch and run
+    again: it goes on from the checkpoint with ``nnUNetv2_train --c`` and nnU-Net's run is cached and not touched;
+    then the side-by-side time ratio of the planned network (``benchmarks.protocol.time_ratio``, one round), and the
+    report compares both, at equal time through the measured ratio."""
     results, workspace = tmp_path / "records", tmp_path / "ws"
+    ratios = tmp_path / "time_ratios.json"
     base = [sys.executable, "-m", "benchmarks.protocol", "--data", str(shared_data), "--workspace", str(workspace),
             "--results", str(results), "--iterations", "2", "--iterations-per-epoch", "1", "--max-test-cases", "3",
-            "--max-train-cases", "10", "--max-validation-cases", "1", "--bootstrap", "500"]
+            "--max-train-cases", "10", "--max-validation-cases", "1", "--bootstrap", "500", "--ratios", str(ratios)]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     # the session's hippocampus, converted and preprocessed by nnU-Net's commands (the benchmark smoke test covers
     # the workspace's own conversion and planning): the protocol takes it as it is and writes its own split
     for source, sub in ((hippocampus.raw_dir, "nnUNet_raw"), (hippocampus.preprocessed_dir, "nnUNet_preprocessed")):
         shutil.copytree(source, workspace / sub / Path(source).name, symlinks=True,
                         ignore=shutil.ignore_patterns("splits_final.json", "nnUNetPlans_3d_fullres"))
-    ratios = tmp_path / "time_ratios.json"
-    base += ["--ratios", str(ratios)]
-    first = subprocess.run(base + ["--seeds", "0", "--trainers", "nnUNetTrainer,nnUNetTrainerMSA2"], cwd=REPO,
+    first = subprocess.run(base + ["--seeds", "0", "--trainers", "nnUNetTrainer"], cwd=REPO,
                            env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "every case is preprocessed already" in first.stdout and "[workspace] planning" not in first.stdout, \
         first.stdout[-3000:]
-    assert first.stdout.count("run:") == 2 and "cached:" not in first.stdout, first.stdout[-3000:]
+    assert first.stdout.count("run:") == 1 and "cached:" not in first.stdout, first.stdout[-3000:]
     records = sorted((results / "hippocampus_2d").glob("*.json"))
-    assert len(records) == 2, [r.name for r in records]
-    timing = subprocess.run([sys.executable, "-m", "benchmarks.protocol.time_ratio", "--data", str(shared_data),
-                             "--workspace", str(workspace), "--output", str(ratios), "--trainers", "nnUNetTrainerMSA2",
-                             "--epochs", "2", "--rounds", "1", "--iterations-per-epoch", "1"], cwd=REPO, env=env,
-                            capture_output=True, text=True)
-    assert timing.returncode == 0, timing.stdout[-3000:] + timing.stderr[-3000:]
-    measured = json.loads(ratios.read_text())["entries"]
-    assert [m["trainer"] for m in measured] == ["nnUNetTrainerMSA2"] and measured[0]["ratio"] > 0
-    assert len(measured[0]["epoch_times_s"][0]) == 2 and measured[0]["cpu_model"]
-    assert 0 <= measured[0]["foreign_cpu_share_max"] <= 1 and "| `nnUNetTrainerMSA2` |" in timing.stdout
-    # the test suite shares the cores with other tests: the measurement is taken as idle here to check that the
-    # report uses it (a real one refuses load, see time_ratio.IDLE_FOREIGN_SHARE)
-    ratios.write_text(json.dumps({"entries": [dict(measured[0], idle=True)]}))
+    assert len(records) == 1, [r.name for r in records]
     mtimes = [p.stat().st_mtime for p in records]
-    third = base + ["--seeds", "0", "--trainers", "nnUNetTrainer,nnUNetTrainerMSA2,nnUNetTrainerMSA2+plannedRF"]
+    third = base + ["--seeds", "0", "--trainers", "nnUNetTrainer,nnUNetTrainerMSA2+plannedRF"]
     stopped = subprocess.Popen(third, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)
     _stop_when_second_epoch_starts(stopped, workspace / "protocol_runs" / "hippocampus_2d",
                                    "nnUNetTrainerMSA2+plannedRF_")
-    assert len(list((results / "hippocampus_2d").glob("*.json"))) == 2, "a stopped run left a record"
+    assert len(list((results / "hippocampus_2d").glob("*.json"))) == 1, "a stopped run left a record"
     second = subprocess.run(third, cwd=REPO, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert second.stdout.count("cached:") == 2 and second.stdout.count("run:") == 1, second.stdout[-3000:]
+    assert second.stdout.count("cached:") == 1 and second.stdout.count("run:") == 1, second.stdout[-3000:]
     assert "resume: an earlier attempt stopped after 1 epoch(s)" in second.stdout, second.stdout[-3000:]
     assert " --c" in second.stdout, second.stdout[-3000:]
     assert [p.stat().st_mtime for p in records] == mtimes, "a cached run was trained or recorded again"
+    planned_hint = next(r for r in json.loads((results / "hippocampus_2d_report.json").read_text())["rows"]
+                        if r["trainer"] == "nnUNetTrainerMSA2+plannedRF")["equal_time_hint"]
+    assert "time_ratio --plans hippocampus_2d --trainers nnUNetTrainerMSA2+plannedRF" in planned_hint, planned_hint
+
+    timing = subprocess.run([sys.executable, "-m", "benchmarks.protocol.time_ratio", "--data", str(shared_data),
+                             "--workspace", str(workspace), "--output", str(ratios), "--trainers",
+                             "nnUNetTrainerMSA2+plannedRF", "--epochs", "2", "--rounds", "1",
+                             "--iterations-per-epoch", "1"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert timing.returncode == 0, timing.stdout[-3000:] + timing.stderr[-3000:]
+    measured = json.loads(ratios.read_text())["entries"]
+    assert [m["trainer"] for m in measured] == ["nnUNetTrainerMSA2+plannedRF"] and measured[0]["ratio"] > 0
+    assert measured[0]["configuration"].endswith("_rf") and measured[0]["cpu_model"]
+    assert len(measured[0]["epoch_times_s"][0]) == 2 and 0 <= measured[0]["foreign_cpu_share_max"] <= 1
+    assert "| `nnUNetTrainerMSA2+plannedRF` |" in timing.stdout
+    # the test suite shares the cores with other tests: the measurement is taken as idle here to check that the
+    # report uses it (a real one refuses load, see time_ratio.IDLE_FOREIGN_SHARE)
+    ratios.write_text(json.dumps({"entries": [dict(measured[0], idle=True)]}))
+    report_only = subprocess.run(base + ["--report-only"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert report_only.returncode == 0, report_only.stdout[-3000:] + report_only.stderr[-3000:]
+
     records = sorted((results / "hippocampus_2d").glob("*.json"))
-    assert len(records) == 3, [r.name for r in records]
+    assert len(records) == 2, [r.name for r in records]
     splits = json.loads((workspace / "nnUNet_preprocessed" / "Dataset004_Hippocampus" / "splits_final.json")
                         .read_text())[0]
     assert len(splits["train"]) == 10 and len(splits["val"]) == 1, splits
@@ -255,12 +262,11 @@ def test_protocol_end_to_end_tiny(shared_data, hippocampus, tmp_path):
         log = Path(rec["run_folder"]) / "train.log"
         assert f"seeded random, numpy and torch with {rec['key']['seed']}" in log.read_text()
     report = json.loads((results / "hippocampus_2d_report.json").read_text())
-    msa2 = next(r for r in report["rows"] if r["trainer"] == "nnUNetTrainerMSA2")
-    assert msa2["seeds"] == [0] and msa2["diff_equal_iterations"]["n_cases"] == 3
-    assert msa2["time_ratio"] == pytest.approx(measured[0]["ratio"])
-    assert msa2.get("diff_equal_time") or "--iterations" in msa2["equal_time_hint"], msa2
     planned = next(r for r in report["rows"] if r["trainer"] == "nnUNetTrainerMSA2+plannedRF")
     assert planned["label"] == "nnUNetTrainerMSA2+plannedRF" and planned["seeds"] == [0]
+    assert planned["diff_equal_iterations"]["n_cases"] == 3
+    assert planned["time_ratio"] == pytest.approx(measured[0]["ratio"])
+    assert planned.get("diff_equal_time") or "--iterations" in planned["equal_time_hint"], planned
     # the planned run trained (and predicted with) the network of the planned candidates, as its plans say
     rec = json.loads(next(p for p in records if p.name.startswith("nnUNetTrainerMSA2+plannedRF")).read_text())
     assert rec["configuration"] == "2d_protocol_b32_rf"
