@@ -16,11 +16,12 @@ import os
 import sys
 from typing import List
 
-from benchmarks.protocol.design import BASELINE, PLANNED, PROTOCOL_PLANS, prepare_split, run_key, split_trainer
+from benchmarks.protocol.design import (BASELINE, PLANNED, PROTOCOL_PLANS, prepare_protocol_data, prepare_split,
+                                        run_key, split_trainer)
 from benchmarks.protocol.report import compare, load_rows, markdown_table, plot
 from benchmarks.protocol.runner import run_cached
 from benchmarks.protocol.time_ratio import DEFAULT_RATIOS, load_ratios
-from benchmarks.workspace import Workspace, prepare_dataset
+from benchmarks.workspace import Workspace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
             pplan = replace(pplan, iterations_per_epoch=args.iterations_per_epoch)
         budgets = _ints(args.iterations) or [pplan.default_iterations]
         print(f"[protocol] {name}: preparing data", flush=True)
-        prepare_dataset(ws, pplan.plan.dataset, [pplan.plan.configuration], preprocess=True)
+        prepare_protocol_data(ws, pplan)
         planned = any(split_trainer(t)[1] for t in trainers)
         split = prepare_split(ws.raw_dir(pplan.plan.dataset), ws.preprocessed_dir(pplan.plan.dataset), pplan,
                               args.max_test_cases, args.max_train_cases, planned,

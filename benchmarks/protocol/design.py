@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from nnunet_msa.pipeline.plans_edit import add_inherited_configuration, case_ids
 from nnunet_msa.pipeline.splits import holdout_split, separator_pattern
 
-from benchmarks.catalog import PLANS, PlanSpec
+from benchmarks.catalog import DATASETS, PLANS, PlanSpec
 
 #: the split is drawn once with this seed; changing it starts a new protocol (new records)
 SPLIT_SEED = 20261201
@@ -39,6 +39,9 @@ class ProtocolPlan:
     batch_size: int
     iterations_per_epoch: int
     default_iterations: int
+    #: (planned configuration, in-plane factor): ``plan.configuration`` is not nnU-Net's own but that one at a
+    #: coarser in-plane spacing, planned by nnU-Net's planner (``nnunet_msa.pipeline.coarser_configuration``)
+    derived_from: Optional[Tuple[str, float]] = None
 
     @property
     def configuration(self) -> str:
@@ -54,7 +57,30 @@ PROTOCOL_PLANS: Dict[str, ProtocolPlan] = {
     "hippocampus_3d_fullres": ProtocolPlan(PLANS["hippocampus_3d_fullres"], 2, 50, 1000),
     "acdc_2d": ProtocolPlan(PLANS["acdc_2d"], 8, 50, 1000),
     "acdc_3d_fullres": ProtocolPlan(PLANS["acdc_3d_fullres"], 2, 50, 1000),
+    # ACDC's 2d plans at 3.125 mm in-plane (patch 128 x 112, five stages): what two CPU cores train in under an
+    # hour; not nnU-Net's full-resolution ACDC (issue 36)
+    "acdc_2d_inplane2x": ProtocolPlan(PlanSpec("acdc_2d_inplane2x", DATASETS["acdc"], "2d_inplane2x"), 8, 50, 1000,
+                                      derived_from=("2d", 2.0)),
 }
+
+
+def prepare_protocol_data(ws: Any, pplan: ProtocolPlan) -> None:
+    """Raw data, plans and the preprocessed data of ``pplan``'s configuration, by nnU-Net's commands; a derived
+    configuration is added to the plans first and preprocessed alone (``nnUNetv2_preprocess -c NAME``)."""
+    import sys
+
+    from benchmarks.workspace import prepare_dataset
+
+    dataset = pplan.plan.dataset
+    if pplan.derived_from is None:
+        prepare_dataset(ws, dataset, [pplan.plan.configuration], preprocess=True)
+        return
+    base, factor = pplan.derived_from
+    prepare_dataset(ws, dataset, [base], preprocess=False)
+    ws.run([sys.executable, "-m", "nnunet_msa.pipeline.coarser_configuration", str(dataset.dataset_id), "-c", base,
+            "--in-plane-factor", str(factor), "--name", pplan.plan.configuration],
+           f"plan_{dataset.dataset_name}_{pplan.plan.configuration}")
+    prepare_dataset(ws, dataset, [pplan.plan.configuration], preprocess=True)
 
 
 @dataclass(frozen=True)

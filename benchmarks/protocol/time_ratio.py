@@ -35,10 +35,10 @@ import numpy as np
 from nnunet_msa.pipeline.commands import run_command
 from nnunet_msa.pipeline.training_log import epoch_times
 
-from benchmarks.protocol.design import (BASELINE, PROTOCOL_PLANS, ProtocolPlan, prepare_split, signature_hash,
-                                        signature_hashes, split_trainer)
+from benchmarks.protocol.design import (BASELINE, PROTOCOL_PLANS, ProtocolPlan, prepare_protocol_data, prepare_split,
+                                        signature_hash, signature_hashes, split_trainer)
 from benchmarks.protocol.runner import cpu_model
-from benchmarks.workspace import PLANS_NAME, Workspace, nnunet_command, prepare_dataset
+from benchmarks.workspace import PLANS_NAME, Workspace, nnunet_command
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -160,7 +160,7 @@ def measure_plan(ws: Workspace, pplan: ProtocolPlan, trainers: List[str], args: 
                  log_dir: str) -> List[Dict[str, Any]]:
     """Interleaved rounds of every trainer on one plan; one entry per non-baseline trainer."""
     dataset = pplan.plan.dataset
-    prepare_dataset(ws, dataset, [pplan.plan.configuration], preprocess=True)
+    prepare_protocol_data(ws, pplan)
     planned = any(split_trainer(t)[1] for t in trainers)
     prepare_split(ws.raw_dir(dataset), ws.preprocessed_dir(dataset), pplan, planned_candidates=planned)
     names = [BASELINE] + [t for t in trainers if t != BASELINE]
