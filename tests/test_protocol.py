@@ -47,6 +47,19 @@ def test_hippocampus_split_holds_back_a_quarter():
     assert make_split(HIPPO_IDS, None, max_test=3).test == s.test[:3]
 
 
+def test_acdc_runs_on_its_coarser_configuration_with_every_trainer():
+    """ACDC's protocol plan trains nnU-Net's 2d at 3.125 mm (a configuration the protocol adds to the plans), the
+    same configuration and batch for every trainer; the planned-candidates runs inherit that one too."""
+    from benchmarks.protocol.design import PLANNED, PROTOCOL_PLANS
+
+    pplan = PROTOCOL_PLANS["acdc_2d_inplane2x"]
+    assert pplan.derived_from == ("2d", 2.0) and pplan.plan.configuration == "2d_inplane2x"
+    assert pplan.configuration_for("nnUNetTrainer") == pplan.configuration_for("nnUNetTrainerMSA2") \
+        == "2d_inplane2x_protocol_b8"
+    assert pplan.configuration_for("nnUNetTrainerMSA2" + PLANNED) == "2d_inplane2x_protocol_b8_rf"
+    assert PROTOCOL_PLANS["hippocampus_2d"].derived_from is None
+
+
 def test_paired_difference_on_hand_made_examples():
     # one seed each, A = B + 0.01 on every case: the difference and both interval ends are exactly 0.01
     b = np.array([[0.80, 0.70, 0.90, 0.60], [0.82, 0.71, 0.88, 0.65]])

@@ -53,13 +53,14 @@ class Row:
     def by_seed(self) -> Dict[int, Dict[str, Any]]:
         return {r["key"]["seed"]: r for r in self.records}
 
-    def scores(self, cases: List[str], seeds: Optional[List[int]] = None) -> np.ndarray:
-        """(seeds, cases) per-case foreground mean Dice."""
+    def scores(self, cases: List[str], seeds: Optional[List[int]] = None, label: Optional[str] = None) -> np.ndarray:
+        """(seeds, cases) per-case foreground mean Dice, or with ``label`` that structure's Dice."""
         recs = self.by_seed()
         out = []
         for s in (seeds if seeds is not None else self.seeds):
             d = recs[s]["test_dice"]
-            out.append([float(np.nanmean(list(d[c].values()))) for c in cases])
+            out.append([float(np.nanmean(list(d[c].values()))) if label is None else float(d[c][label])
+                        for c in cases])
         return np.asarray(out)
 
     def class_means(self) -> Dict[str, List[float]]:
@@ -183,6 +184,11 @@ def compare(rows: List[Row], cases: List[str], n_boot: int = 10000, plan: str = 
             same = base_by_its.get(row.iterations)
             if same is not None:
                 entry["diff_equal_iterations"] = paired_difference(scores, same.scores(cases), n_boot).__dict__
+                labels = sorted(entry["class_dice_per_seed"])
+                if len(labels) > 1:  # per structure, the same pairing (cases and seeds)
+                    entry["class_diff_equal_iterations"] = {
+                        label: paired_difference(row.scores(cases, label=label), same.scores(cases, label=label),
+                                                 n_boot).__dict__ for label in labels}
             signatures = sorted({r["key"]["signature"] for r in row.records})
             measured = [m for m in (ratio_for(ratios, plan, s) for s in signatures) if m is not None]
             if not measured:
@@ -254,6 +260,14 @@ def markdown_table(plan: str, entries: List[Dict[str, Any]], n_cases: int) -> st
                   f"{e['time_ratio']:.2f}×" if e.get("time_ratio") else "–",
                   _fmt_diff(e.get("diff_equal_iterations")), _fmt_equal_time(e)]
         lines.append("| " + " | ".join(cells) + " |")
+    per_structure = [e for e in entries if e.get("class_diff_equal_iterations")]
+    if per_structure:
+        lines += ["", "Δ vs nnU-Net per structure, equal iterations [95 % CI] (paired per case, bootstrap over cases "
+                      "and seeds)", "", "| trainer | iterations | seeds | " + " | ".join(f"Δ {l}" for l in labels)
+                  + " |", "|" + "---|" * (3 + len(labels))]
+        for e in per_structure:
+            lines.append(f"| `{e['label']}` | {e['iterations']} | {','.join(map(str, e['seeds']))} | " + " | ".join(
+                _fmt_diff(e["class_diff_equal_iterations"].get(l)) for l in labels) + " |")
     hints = [e["equal_time_hint"] for e in entries if e.get("equal_time_hint")]
     return "\n".join(lines + ([""] + [f"- {h}" for h in dict.fromkeys(hints)] if hints else []))
 
