@@ -56,6 +56,8 @@ def naive_sacm(m: SACM, x: torch.Tensor) -> torch.Tensor:
                 pad = [d * (k - 1) // 2 for d, k in zip(dil, m.kernel_size)]
             groups = m.in_channels if m.realization == "separable" else 1
             xin = xb[:, m.input_groups[j - 1]] if m.realization == "split" else xb  # split: its input group only
+            if m.realization == "bottleneck" and j > 1:  # the wider candidates see the 1x1-reduced input R x
+                xin = FN[dim](xb, m.reduce.double())
             responses.append(FN[dim](xin, w, None, 1, pad, dil, groups)[0])  # (C_k, *S)
         stats = []
         for r in responses:
@@ -157,7 +159,8 @@ def test_planned_dilations_are_checked():
 
 
 @pytest.mark.parametrize("realization,expected", [("separable", "kernel"), ("dilated", "outputs"),
-                                                  ("dense", "outputs"), ("shared", "outputs"), ("split", "kernel")])
+                                                  ("dense", "outputs"), ("shared", "outputs"), ("split", "kernel"),
+                                                  ("bottleneck", "kernel")])
 def test_form_choice(realization, expected):
     assert SACM(nn.Conv2d, 4, 4, 3, realization=realization, fingerprint="input").form == expected
     assert SACM(nn.Conv2d, 4, 4, 3, realization=realization, fingerprint="responses").form == "outputs"

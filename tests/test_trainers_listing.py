@@ -38,6 +38,8 @@ RENAMED = {
     "msa2_lowestStage": "msa2_separable_lowestStageOnly",
     "msa2_split": "msa2_splitCandidates",
 }
+#: experiments added after the rename (no former name)
+NEW_EXPERIMENTS = {"msa2_bottleneck"}
 PRODUCT_PRESETS = {"msa2", "msa2_fast", "msa2_lowMemory", "msa2_full", "msa2_noBridge", "msa2_noMASAG", "msa2_noSACM",
                    "msa2_noTempAnneal", "msa2_bridgeOnly", "attention_gate", "cbam", "fias", "qtseg", "se",
                    "selective_kernel"}
@@ -142,7 +144,7 @@ def test_former_trainer_names_build_the_network_of_their_current_names() -> None
 
 def test_plans_holds_the_product_presets_and_experiments_hold_the_rest() -> None:
     assert set(preset_names()) == PRODUCT_PRESETS
-    assert set(experiment_names()) == set(RENAMED.values())
+    assert set(experiment_names()) == set(RENAMED.values()) | NEW_EXPERIMENTS
     assert all_preset_names() == preset_names() + experiment_names()
     assert {k: v for k, v in resolved_options("selective_kernel").items() if k != "multiscale_conv"} == \
         resolved_options("msa2_v1")

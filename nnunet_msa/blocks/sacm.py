@@ -42,7 +42,7 @@ from nnunet_msa.blocks.per_sample_conv import mix_kernels, per_sample_conv
 from nnunet_msa.blocks.sacm_fingerprint import input_fingerprint, input_fingerprint_size
 from nnunet_msa.blocks.separable_mixture import separable_mixture
 
-REALIZATIONS = ("dilated", "dense", "separable", "shared", "split")
+REALIZATIONS = ("dilated", "dense", "separable", "shared", "split", "bottleneck")
 FINGERPRINTS = ("responses", "input")
 INITS = ("he", "static")
 FORMS = ("auto", "kernel", "outputs")
@@ -60,6 +60,11 @@ def check_options(realization: str, fingerprint: str, init: str, form: str) -> N
     if fingerprint == "responses" and form == "kernel":
         raise ValueError("SACM form='kernel' needs fingerprint='input' (the responses fingerprint needs every "
                          "candidate's response before the kernel could be mixed).")
+
+
+def bottleneck_width(in_channels: int) -> int:
+    """C_r of the ``bottleneck`` realization: a quarter of C_in, at least 8 (all of C_in when it has fewer)."""
+    return min(in_channels, max(in_channels // 4, 8))
 
 
 def split_channels(channels: int, parts: int, split: bool) -> Tuple[slice, ...]:
@@ -116,6 +121,11 @@ class SACM(nn.Module):
             input channels (zero on the others; ``input_groups``), so the K candidates together have one static
             conv's weights and FLOPs (a pyramidal convolution mixed per sample). Its kernel form scales input group
             j by π_j and sums the K group convolutions: y = Σ_j W_j *_{d_j} (π_j · x_j) + b, Eq. of ``forward``.
+            ``bottleneck``: candidate 1 is a full k-tap kernel W_1 on x at dilation d_1; the wider ones act on a
+            1×1-reduced input z = R x of C_r = ``bottleneck_width(C_in)`` channels (W_j: C_out × C_r, j ≥ 2), so
+            every output channel still sees every input channel at every dilation, for about 1.5 convs' FLOPs
+            instead of K. Its kernel form scales the inputs per sample:
+            y = W_1 *_{d_1} (π_1 · x) + Σ_{j≥2} W_j *_{d_j} (π_j · z) + b.
         reduction: gate hidden width max(C // reduction, 8), C = C_k (C_out; C_in for ``separable``) for the
             responses fingerprint, C_in for the input fingerprint.
         bias: add a learned bias b (C_out).
@@ -166,7 +176,8 @@ class SACM(nn.Module):
         self.input_groups = split_channels(self.in_channels, self.num_candidates, realization == "split")
         self.eps = float(eps)
         self.fingerprint_kind, self.init = fingerprint, init
-        self.form = form if form != "auto" else ("kernel" if realization in ("separable", "split") else "outputs")
+        self.form = form if form != "auto" else ("kernel" if realization in ("separable", "split", "bottleneck")
+                                                 else "outputs")
         if fingerprint == "responses":
             self.form = "outputs"
         self.observe = False
@@ -176,6 +187,10 @@ class SACM(nn.Module):
         depthwise = realization == "separable"
         c_resp = self.in_channels if depthwise else self.out_channels  # C_k: channels of the candidate responses
         c_w_in = [1 if depthwise else g.stop - g.start for g in self.input_groups]
+        #: C_r, the reduced width of the ``bottleneck`` realization's wider candidates (None otherwise)
+        self.bottleneck_channels = bottleneck_width(self.in_channels) if realization == "bottleneck" else None
+        if self.bottleneck_channels is not None:
+            c_w_in = [self.in_channels] + [self.bottleneck_channels] * (K - 1)
         if realization == "dense":
             shapes = [self._candidate_rf(j) for j in range(1, K + 1)]
         else:
@@ -184,6 +199,9 @@ class SACM(nn.Module):
         self.weights = nn.ParameterList(
             [nn.Parameter(torch.empty(c_resp, c_w_in[j], *shapes[j])) for j in range(n_tensors)])
         self.pointwise = conv_op(self.in_channels, self.out_channels, 1, bias=bias) if depthwise else None
+        #: R, the ``bottleneck`` realization's 1×1 reduction (C_r, C_in, 1, ...), shared by the wider candidates
+        self.reduce = (nn.Parameter(torch.empty(self.bottleneck_channels, self.in_channels, *([1] * self.dim)))
+                       if self.bottleneck_channels is not None else None)
         self.bias = nn.Parameter(torch.zeros(self.out_channels)) if (bias and not depthwise) else None
 
         if fingerprint == "input":
@@ -219,7 +237,18 @@ class SACM(nn.Module):
         return tuple((r - 1) // 2 for r in self._candidate_rf(j))
 
     def _weight(self, j: int) -> torch.Tensor:
-        return self.weights[0] if self.realization == "shared" else self.weights[j - 1]
+        """Candidate j's kernel on x, (C_k, C_w_in, *k); for ``bottleneck`` j ≥ 2 the composition W_j R (C_out, C_in,
+        *k), for the kernel form and tests (the forward passes never build it)."""
+        if self.realization == "shared":
+            return self.weights[0]
+        if self.reduce is not None and j > 1:
+            composed = torch.tensordot(self.weights[j - 1], self.reduce.flatten(1), dims=([1], [0]))
+            return composed.movedim(-1, 1)
+        return self.weights[j - 1]
+
+    def _reduced(self, x: torch.Tensor) -> torch.Tensor:
+        """z = R x, (B, C_r, *S): the ``bottleneck`` realization's reduced input."""
+        return pointwise_conv(x.contiguous(), self.reduce)
 
     def reset_parameters(self) -> None:
         """He init of the candidates as nnU-Net's ``InitWeights_He(1e-2)`` does for its convs; with ``init="static"``
@@ -233,6 +262,8 @@ class SACM(nn.Module):
                 nn.init.kaiming_normal_(w, a=1e-2)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
+        if self.reduce is not None:
+            nn.init.kaiming_normal_(self.reduce, a=1e-2)
         if self.pointwise is not None:
             nn.init.kaiming_normal_(self.pointwise.weight, a=1e-2)
             if self.pointwise.bias is not None:
@@ -247,6 +278,10 @@ class SACM(nn.Module):
         if depthwise and x.device.type == "cpu":
             x = channels_last(x)  # once for the K depthwise calls; responses stay channels-last (fast_conv)
         split = self.realization == "split"
+        if self.reduce is not None:
+            z = self._reduced(x)
+            return [fast_conv(x if j == 1 else z, self.weights[j - 1], None, self._padding(j), self._dilation(j))
+                    for j in range(1, self.num_candidates + 1)]
         return [fast_conv(x[:, self.input_groups[j - 1]] if split else x, self._weight(j), None, self._padding(j),
                           self._dilation(j), groups, keep_channels_last=depthwise)
                 for j in range(1, self.num_candidates + 1)]
@@ -320,7 +355,8 @@ class SACM(nn.Module):
         """
         if torch.is_grad_enabled():
             return self._embed_kernels()
-        key = tuple((id(w), w._version) for w in self.weights)
+        tensors = [*self.weights, *([self.reduce] if self.reduce is not None else [])]
+        key = tuple((id(w), w._version) for w in tensors)
         cached = getattr(self, "_embedded_cache", None)
         if cached is None or cached[0] != key:
             cached = (key, self._embed_kernels())
@@ -351,6 +387,8 @@ class SACM(nn.Module):
         pi = self.pi(x)
         if self.realization == "split":
             return self._split_kernel_form(x, pi)
+        if self.realization == "bottleneck":
+            return self._bottleneck_kernel_form(x, pi)
         training = torch.is_grad_enabled() and any(t.requires_grad for t in (x, self.weights[0]))
         if self.realization == "separable" and (training or x.shape[0] > 1):
             # depthwise dilated candidates: kernel gradients at their taps only (per_sample_conv)
@@ -376,6 +414,18 @@ class SACM(nn.Module):
             y = r if y is None else y.add_(r)
         return y
 
+    def _bottleneck_kernel_form(self, x: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+        """``bottleneck``'s kernel form, y = W_1 *_{d_1} (π_1 · x) + Σ_{j≥2} W_j *_{d_j} (π_j · R x) + b: the
+        per-sample mixture as per-sample input scales (π_j is a scalar per sample, so π_j · (W_j * z) = W_j * (π_j·z)),
+        no K responses kept. x: (B, C_in, *S), π: (B, K) -> (B, C_out, *S)."""
+        scale = pi.to(x.dtype).view(pi.shape[0], self.num_candidates, *([1] * (self.dim + 1)))
+        bias = self.bias.to(x.dtype) if self.bias is not None else None
+        y = fast_conv(x * scale[:, 0], self.weights[0], bias, self._padding(1), self._dilation(1))
+        z = self._reduced(x)
+        for j in range(2, self.num_candidates + 1):
+            y = y.add_(fast_conv(z * scale[:, j - 1], self.weights[j - 1], None, self._padding(j), self._dilation(j)))
+        return y
+
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
         """Elements of the maps SACM keeps for backward: in the outputs form the K responses and the mixed output,
         in the kernel form the one conv output (x is its input's), plus the pointwise output (nnU-Net's unit)."""
@@ -385,6 +435,10 @@ class SACM(nn.Module):
         kept = 1 if self.form == "kernel" else self.num_candidates + 1
         if self.realization == "split" and self.form == "kernel":  # the scaled input groups and the output
             extra += self.in_channels * n
+        if self.bottleneck_channels is not None:  # z, and in the kernel form the scaled x and scaled z's
+            c_r = self.bottleneck_channels
+            extra += c_r * n + ((self.in_channels + (self.num_candidates - 1) * c_r) * n if self.form == "kernel"
+                                else 0)
         return int(kept * c_k * n + extra)
 
     def extra_repr(self) -> str:
