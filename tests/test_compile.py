@@ -42,7 +42,8 @@ REAL_PLANS: List[Tuple[str, str, Optional[Tuple[int, ...]], int]] = [
 
 @pytest.mark.parametrize("conv,norm,kernels,strides,size,options", [
     (*D2, {}), (*D3, {}),  # spec-literal (nnUNetTrainerMSA2Full); the default options: the real-plan test below
-], ids=["2d-full", "3d-full"])
+    (*D2, {"sacm_realization": "bottleneck", "sacm_fingerprint": "input"}),  # the kernel form by input scales
+], ids=["2d-full", "3d-full", "2d-bottleneck"])
 def test_fullgraph_compile_matches_eager(conv, norm, kernels, strides, size, options):
     torch._dynamo.reset()
     torch.manual_seed(0)

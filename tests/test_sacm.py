@@ -320,3 +320,20 @@ def test_split_compiles_fullgraph_and_runs_under_bf16_autocast(dim, kernel, size
         pi = m.pi(x)
     assert y.dtype == torch.bfloat16 and pi.dtype == torch.float32 and torch.isfinite(y.float()).all()
     torch.testing.assert_close(y.float(), eager.detach(), rtol=0.1, atol=0.1)
+
+
+@pytest.mark.parametrize("realization", ["bottleneck", "shared", "split"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_autocast_forward_and_backward_stay_close_to_float32(realization, dtype):
+    """Under CPU autocast (fp16 and bf16, as on CUDA) the kernel-form and outputs-form realizations give finite
+    outputs and gradients within the low precision's error of float32; π stays float32."""
+    torch.manual_seed(0)
+    m = SACM(nn.Conv2d, 16, 8, 3, realization=realization, fingerprint="input")
+    x = torch.randn(2, 16, 12, 10)
+    ref = m(x)
+    with torch.autocast("cpu", dtype=dtype):
+        y = m(x)
+        assert m.pi(x).dtype == torch.float32
+    y.float().square().mean().backward()
+    assert torch.isfinite(y).all() and all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+    assert (y.float() - ref).abs().max() <= 3e-2 * ref.abs().max()
