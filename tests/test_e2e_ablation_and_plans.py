@@ -143,11 +143,16 @@ def test_msa2_plans_train_and_predict(hippocampus, e2e_workspace, msa2_plans, ru
     assert len(saved["sacm_dilations"]) == saved["n_stages"] - 1
 
 
+#: the batch of the measured step (the estimate's ratio is per sample)
+MEMORY_BATCH = 2
+
+
 @pytest.mark.parametrize("configuration", ["3d_fullres"])  # 2d: benchmarks.run measures it (~70 s more here)
 def test_memory_estimate_tracks_measured_peak(hippocampus, e2e_workspace, configuration):
     """MSA2 / nnU-Net default: the ratio of nnU-Net's planner estimates (``compute_conv_feature_map_size`` at the
-    planned patch) is within 25 % of the ratio of measured peak memory of one training step at the planned batch
-    (CPU, fresh subprocess each: benchmarks/memory_probe.py)."""
+    planned patch) is within 25 % of the ratio of measured peak memory of one training step (CPU, fresh subprocess
+    each: benchmarks/memory_probe.py). The estimate is per sample, so the step runs at batch 2 (as ``benchmarks.run``
+    measures this plan on CPU; 1.36 on AMD EPYC), not the planned 7, at about a quarter of the time."""
     sys.path.insert(0, str(REPO))
     from benchmarks.catalog import PLANS
     from benchmarks.memory_probe import measure_in_subprocess
@@ -163,11 +168,11 @@ def test_memory_estimate_tracks_measured_peak(hippocampus, e2e_workspace, config
         net = find_trainer_class(trainer).build_network_architecture(
             ctx.plans_manager, ctx.configuration_manager, ctx.num_input_channels, ctx.num_output_channels, True)
         estimate[trainer] = net.compute_conv_feature_map_size(ctx.patch_size)
-        probe = measure_in_subprocess(ws.root, ws.data_root, plan.name, trainer, ctx.planned_batch_size, 2, "cpu")
+        probe = measure_in_subprocess(ws.root, ws.data_root, plan.name, trainer, MEMORY_BATCH, 2, "cpu")
         measured[trainer] = probe["step_bytes"]
     est_ratio = estimate["nnUNetTrainerMSA2"] / estimate["nnUNetTrainer"]
     meas_ratio = measured["nnUNetTrainerMSA2"] / measured["nnUNetTrainer"]
-    print(f"hippocampus {configuration} batch {ctx.planned_batch_size}: estimate ratio {est_ratio:.3f}, measured "
+    print(f"hippocampus {configuration} batch {MEMORY_BATCH}: estimate ratio {est_ratio:.3f}, measured "
           f"ratio {meas_ratio:.3f} ({measured['nnUNetTrainerMSA2'] / 2**20:.0f} / "
           f"{measured['nnUNetTrainer'] / 2**20:.0f} MiB)")
     assert abs(est_ratio / meas_ratio - 1) <= 0.25, (est_ratio, meas_ratio, estimate, measured)
