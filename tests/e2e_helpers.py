@@ -26,6 +26,12 @@ SHARED_DATA_ENV = "NNUNET_MSA_SHARED_DATA"
 # smallest case.
 HIPPOCAMPUS_FOLDS = 2
 CV_FOLDS = tuple(range(HIPPOCAMPUS_FOLDS))
+#: ``nnUNetv2_predict`` in one process (nnU-Net's ``predict_from_files_sequential``): the default path starts a
+#: preprocessing and an export process, each importing torch and nnU-Net again (~16 of ~37 CPU s of a 1-3 case
+#: prediction on 2 cores; the same segmentation, checked on hippocampus). The tests about the multi-process path
+#: (``-num_parts``, ``nnUNetv2_predict_from_modelfolder``, the first hippocampus prediction, a missing channel, the
+#: demo, the protocol) keep ``-npp 1 -nps 1``; sequential mode ignores ``-num_parts``.
+SEQUENTIAL_PREDICT = ("-npp", "0", "-nps", "0")
 
 # (command label, wall seconds, CPU seconds of the command and its children) of every command run, for the summary
 TIMINGS: List[tuple] = []

@@ -47,7 +47,7 @@ def _train_and_predict(ds, ws, runs: List[Tuple[str, str, str]], budget=(1, 2, 1
         folder = ws.root / "predict_out" / tag
         todo.append(((trainer, config, plans), folder / f"{case}.nii.gz"))
         jobs.append(pr.Job(["nnUNetv2_predict", "-i", str(inputs), "-o", str(folder), "-d", str(ds.dataset_id), "-c",
-                            config, "-f", "0", "-tr", trainer, "-p", plans, "-device", "cpu", "-npp", "1", "-nps", "1",
+                            config, "-f", "0", "-tr", trainer, "-p", plans, "-device", "cpu", *h.SEQUENTIAL_PREDICT,
                             "--disable_tta"], ws.env, ws.logs / f"predict_{tag}.log",
                            f"nnUNetv2_predict -tr {trainer} -p {plans}"))
     for (run, prediction), job, ran in zip(todo, jobs, pr.run_jobs(jobs, check=False)):

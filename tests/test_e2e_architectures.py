@@ -70,7 +70,7 @@ def runs(hippocampus, e2e_workspace) -> Dict[Tuple[str, str], dict]:
         folder = ws.root / "predict_out" / tag
         predictions.append(pr.Job(["nnUNetv2_predict", "-i", str(inputs), "-o", str(folder), "-d",
                                    str(ds.dataset_id), "-c", config, "-f", "0", "-tr", f"{trainer}_budget", "-device",
-                                   "cpu", "-npp", "1", "-nps", "1", "--disable_tta"], ws.env,
+                                   "cpu", *h.SEQUENTIAL_PREDICT, "--disable_tta"], ws.env,
                                   ws.logs / f"predict_{tag}.log",
                                   f"nnUNetv2_predict -tr {trainer}_budget -c {config}"))
         predicted.append((trainer, configuration, folder / f"{case}.nii.gz"))

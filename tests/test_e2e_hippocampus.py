@@ -193,7 +193,7 @@ def test_exported_model_installed_into_empty_folders_predicts_the_same_labels(hi
           ws.logs / "hippocampus_install.log", label="nnUNetv2_install_pretrained_model_from_zip")
     out = tmp_path / "predicted_after_install"
     h.run(["nnUNetv2_predict", "-i", str(before["inputs"]), "-o", str(out), "-d", str(ds.dataset_id), "-c", config,
-           "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta",
+           "-f", "0", "-tr", TRAINER, "-device", "cpu", *h.SEQUENTIAL_PREDICT, "--disable_tta",
            "--save_probabilities"], elsewhere,
           ws.logs / "hippocampus_predict_installed.log", label="nnUNetv2_predict (installed model)")
     for case in ds.predict_ids:

@@ -53,7 +53,7 @@ def _prepare(ws, dataset_id: int, name: str, make_raw, n_train: int, n_val: int,
     inputs = h.link_inputs(ds, ds.predict_ids, ws.root / "predict_in" / name)
     out = ws.root / "predict_out" / name
     runs["predict"] = h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out), "-d", str(dataset_id), "-c",
-                             ds.configs["2d"], "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1",
+                             ds.configs["2d"], "-f", "0", "-tr", TRAINER, "-device", "cpu", *h.SEQUENTIAL_PREDICT,
                              "--disable_tta"], ws.env, ws.logs / f"{name}_predict.log",
                             label=f"nnUNetv2_predict {name} 2d_bs2")
     ds.runs = runs

@@ -41,7 +41,7 @@ MSA2 = "nnUNetTrainerMSA2"
 CV_TRAINERS = (f"{MSA2}_budget", "nnUNetTrainer_budget")
 CV_CONFIGS = ("2d", "3d_fullres")
 FOLDS = h.CV_FOLDS
-CPU_PREDICT = ["-device", "cpu", "-npp", "1", "-nps", "1"]   # added to the instructions' nnUNetv2_predict: no GPU
+CPU_PREDICT = ["-device", "cpu", *h.SEQUENTIAL_PREDICT]   # added to the instructions' nnUNetv2_predict: no GPU
 
 
 def _read(path: Path) -> np.ndarray:
@@ -172,7 +172,7 @@ def test_mixed_ensembles_average_the_probabilities_of_both_trainers(best, cross_
 
 def _follow(ws, ds: h.Dataset, instructions: str, inputs: Path, out: Path, tag: str) -> dict:
     """Run the commands of nnU-Net's inference instructions in order, placeholders replaced by folders under
-    ``out`` (INPUT_FOLDER by ``inputs``), ``-device cpu -npp 1 -nps 1`` added to ``nnUNetv2_predict``."""
+    ``out`` (INPUT_FOLDER by ``inputs``), ``CPU_PREDICT`` added to ``nnUNetv2_predict``."""
     commands = pr.instruction_commands(instructions)
     assert commands, f"no command in the instructions:\n{instructions}"
     folders = {"INPUT_FOLDER": inputs}
@@ -474,8 +474,8 @@ def cascade(regions, e2e_workspace) -> dict:
                          budgets=CASCADE_BUDGETS))
     inputs = ds.raw_dir / "imagesTs"
     out = ws.root / "predict_out" / "regions"
-    common = ["-d", str(ds.dataset_id), "-p", REGIONS_PLANS, "-tr", pr.MSA2_BUDGET, "-device", "cpu", "-npp", "1",
-              "-nps", "1", "--disable_tta", "--save_probabilities"]
+    common = ["-d", str(ds.dataset_id), "-p", REGIONS_PLANS, "-tr", pr.MSA2_BUDGET, "-device", "cpu",
+              *h.SEQUENTIAL_PREDICT, "--disable_tta", "--save_probabilities"]
     outputs = {}
     outputs["lowres"] = h.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out / "lowres"), "-c", "3d_lowres",
                                "-f", "0", "1", *common], ws.env, ws.logs / "regions_predict_lowres.log",

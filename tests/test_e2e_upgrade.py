@@ -87,9 +87,9 @@ class Model:
     def predict(self, name: str, results: Path = None, check: bool = True) -> h.Ran:
         out = self.root / f"pred_{name}"
         return h.run(["nnUNetv2_predict", "-i", str(self.inputs), "-o", str(out), "-d", str(self.ds.dataset_id),
-                      "-c", self.config, "-tr", TRAINER, "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "1",
-                      "-nps", "1", "--disable_progress_bar"], self.env(results), self.ws.logs / f"upgrade_{name}.log",
-                     check=check, label=f"nnUNetv2_predict ({name})")
+                      "-c", self.config, "-tr", TRAINER, "-f", "0", "-device", "cpu", "--disable_tta",
+                      *h.SEQUENTIAL_PREDICT, "--disable_progress_bar"], self.env(results),
+                     self.ws.logs / f"upgrade_{name}.log", check=check, label=f"nnUNetv2_predict ({name})")
 
     def validation(self) -> Dict[str, np.ndarray]:
         return _segmentations(self.folder / "fold_0" / "validation")

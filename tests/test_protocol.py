@@ -211,7 +211,8 @@ def test_protocol_end_to_end_tiny(shared_data, hippocampus, tmp_path):
     ratios = tmp_path / "time_ratios.json"
     base = [sys.executable, "-m", "benchmarks.protocol", "--data", str(shared_data), "--workspace", str(workspace),
             "--results", str(results), "--iterations", "2", "--iterations-per-epoch", "1", "--max-test-cases", "3",
-            "--max-train-cases", "10", "--max-validation-cases", "1", "--bootstrap", "500", "--ratios", str(ratios)]
+            "--max-train-cases", "10", "--max-validation-cases", "1", "--bootstrap", "500", "--ratios", str(ratios),
+            "--n-proc-da", "0"]  # augmentation in the trainer's process: no worker imports torch for 1-iteration epochs
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     # the session's hippocampus, converted and preprocessed by nnU-Net's commands (the benchmark smoke test covers
     # the workspace's own conversion and planning): the protocol takes it as it is and writes its own split
@@ -246,7 +247,8 @@ def test_protocol_end_to_end_tiny(shared_data, hippocampus, tmp_path):
     timing = subprocess.run([sys.executable, "-m", "benchmarks.protocol.time_ratio", "--data", str(shared_data),
                              "--workspace", str(workspace), "--output", str(ratios), "--trainers",
                              "nnUNetTrainerMSA2+plannedRF", "--epochs", "2", "--rounds", "1",
-                             "--iterations-per-epoch", "1"], cwd=REPO, env=env, capture_output=True, text=True)
+                             "--iterations-per-epoch", "1", "--n-proc-da", "0"], cwd=REPO, env=env,
+                            capture_output=True, text=True)
     assert timing.returncode == 0, timing.stdout[-3000:] + timing.stderr[-3000:]
     measured = json.loads(ratios.read_text())["entries"]
     assert [m["trainer"] for m in measured] == ["nnUNetTrainerMSA2+plannedRF"] and measured[0]["ratio"] > 0
