@@ -181,7 +181,8 @@ def hippocampus(shared_data: Path, e2e_workspace: Workspace, tmp_path_factory) -
               built.logs / "hippocampus_convert.log")
         assert (built.raw / "Dataset004_Hippocampus" / "dataset.json").is_file(), \
             "nnUNetv2_convert_MSD_dataset wrote no Dataset004_Hippocampus"
-        h.run(["nnUNetv2_plan_and_preprocess", "-d", str(HIPPOCAMPUS_ID), "-c", "2d", "3d_fullres", "-np", "2"],
+        h.run(["nnUNetv2_plan_and_preprocess", "-d", str(HIPPOCAMPUS_ID), "-c", "2d", "3d_fullres", "-np", "2",
+               "-npfp", "2"],
               built.env, built.logs / "hippocampus_plan_and_preprocess.log")
 
     # converted, planned and preprocessed once per session (under pytest-xdist: by the first worker), then copied

@@ -92,11 +92,15 @@ def run(args: Sequence[str], env: Dict[str, str], log_path: Path, check: bool = 
     return Ran(args, code, output, wall, cpu)
 
 
-def with_budget(env: Dict[str, str], epochs: int, iterations: int, val_iterations: int) -> Dict[str, str]:
-    """A copy of ``env`` with the budget of the ``*_budget`` trainers."""
+def with_budget(env: Dict[str, str], epochs: int, iterations: int, val_iterations: int,
+                validation: str = "no_mirroring") -> Dict[str, str]:
+    """A copy of ``env`` with the budget of the ``*_budget`` trainers. ``validation``: their end-of-training
+    validation (``nnunet_msa.training.budget_trainers.VALIDATION_MODES``): without test-time mirroring unless a test
+    asks for ``full``; ``off`` where a test does not look at it (nnU-Net's validation of one case costs a 2D budget
+    run ~12 CPU s with mirroring and ~25 CPU s in its spawned export and metrics workers, of ~55 in all)."""
     out = dict(env)
     out.update(nnUNetMSA_epochs=str(epochs), nnUNetMSA_iterations=str(iterations),
-               nnUNetMSA_val_iterations=str(val_iterations))
+               nnUNetMSA_val_iterations=str(val_iterations), nnUNetMSA_validation=validation)
     return out
 
 

@@ -99,12 +99,20 @@ def model_dir(ws, ds: h.Dataset, trainer: str, config: str, plans: str = "nnUNet
     return ws.results / ds.name / f"{trainer}__{plans}__{config}"
 
 
-def training_env(ws, budget: Tuple[int, int, int]) -> Dict[str, str]:
+def training_env(ws, budget: Tuple[int, int, int], validation: str = "no_mirroring") -> Dict[str, str]:
     """The workspace environment with the budget; augmentation in the main process (``nnUNet_n_proc_DA=0``:
-    nnU-Net's background workers would prepare many batches for a run that uses one or two)."""
-    env = h.with_budget(ws.env, *budget)
+    nnU-Net's background workers would prepare many batches for a run that uses one or two); ``validation`` as in
+    ``e2e_helpers.with_budget``."""
+    env = h.with_budget(ws.env, *budget, validation=validation)
     env["nnUNet_n_proc_DA"] = "0"
     return env
+
+
+def _validation(trainer: str, base: str, fold: int, plans: str) -> str:
+    """MSA2's fold 0 of 2d and 3d_fullres (the models of tests/test_e2e_hippocampus.py) validates as nnU-Net does,
+    with test-time mirroring (MSA2 under nnU-Net's mirrored sliding window); every other run without it."""
+    full = trainer == MSA2_BUDGET and fold == 0 and base in ("2d", "3d_fullres") and plans == "nnUNetPlans"
+    return "full" if full else "no_mirroring"
 
 
 def train(ws, ds: h.Dataset, runs: Sequence[Tuple[str, str, int]], plans: str = "nnUNetPlans",
@@ -122,7 +130,7 @@ def train(ws, ds: h.Dataset, runs: Sequence[Tuple[str, str, int]], plans: str = 
         budget = budgets[(trainer, base)]
         todo.append(key)
         jobs.append(Job(["nnUNetv2_train", str(ds.dataset_id), config, str(fold), "-tr", trainer, "-p", plans,
-                         "-device", "cpu", "--npz"], training_env(ws, budget),
+                         "-device", "cpu", "--npz"], training_env(ws, budget, _validation(trainer, base, fold, plans)),
                         ws.logs / f"train_{ds.name}_{trainer}_{plans}_{config}_fold{fold}.log",
                         f"nnUNetv2_train {ds.dataset_id} {config} {fold} -tr {trainer} -p {plans} --npz"))
     for key, job, ran in zip(todo, jobs, run_jobs(jobs)):

@@ -32,7 +32,7 @@ def _train_and_predict(ds, ws, runs: List[Tuple[str, str, str]], budget=(1, 2, 1
     ``*_budget`` trainers), then ``nnUNetv2_predict`` of one validation case in a fresh process, two commands at a
     time (tests/pipeline_runs.py); run -> its commands, checkpoint and prediction. A failed command fails only the
     tests of its run."""
-    env = h.with_budget(ws.env, *budget)
+    env = h.with_budget(ws.env, *budget, validation="off")  # the fresh nnUNetv2_predict is the prediction test
     case = ds.val_ids[0]
     jobs = [pr.Job(["nnUNetv2_train", str(ds.dataset_id), config, "0", "-tr", trainer, "-p", plans, "-device", "cpu"],
                    env, ws.logs / f"train_{trainer}_{plans}_{config}.log",
@@ -77,7 +77,7 @@ def msa2_plans(hippocampus, e2e_workspace):
     from nnunet_msa.pipeline.plans_edit import add_inherited_configuration
 
     ws, ds = e2e_workspace, hippocampus
-    h.run(["nnunet-msa", "plan", "-d", str(ds.dataset_id), "-c", "2d", "-np", "2", "--no_pbar"], ws.env,
+    h.run(["nnunet-msa", "plan", "-d", str(ds.dataset_id), "-c", "2d", "-np", "2", "-npfp", "2", "--no_pbar"], ws.env,
           ws.logs / "nnunet_msa_plan.log", label="nnunet-msa plan -d 4 -c 2d")
     config = add_inherited_configuration(str(ds.preprocessed_dir), "2d", "2d_bs4", 4, plans_name="nnUNetMSA2Plans")
     return config

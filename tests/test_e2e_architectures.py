@@ -1,7 +1,8 @@
 """Issue 7 end to end on Task04_Hippocampus with nnU-Net's real commands: every named architecture trainer
-(FIAS, QTSeg, Attention U-Net gate, CBAM, SE, selective kernel) trains with ``nnUNetv2_train`` (2 iterations; nnU-Net
-validates with its sliding-window predictor), and FIAS, QTSeg and the attention gate predict a validation case with
-``nnUNetv2_predict`` in a fresh process, on the 2d configuration; FIAS and QTSeg, whose modules have 3D-specific parts (3D depthwise kernels, MLFD's
+(FIAS, QTSeg, Attention U-Net gate, CBAM, SE, selective kernel) trains with ``nnUNetv2_train`` (2 iterations); FIAS,
+QTSeg and the attention gate predict a validation case with ``nnUNetv2_predict`` in a fresh process on the 2d
+configuration, the others are predicted by nnU-Net's end-of-training validation (its sliding-window predictor,
+without test-time mirroring). FIAS and QTSeg, whose modules have 3D-specific parts (3D depthwise kernels, MLFD's
 3D resampling, dual-mix attention over a 3D patch), train and predict their validation cases (nnU-Net's validation)
 on 3d_fullres too. The runs go two at a time (one module fixture). The other trainers' 3D networks train from the
 real 3D plans in-process (tests/test_architecture_options.py): a real run costs ~30 s each."""
@@ -35,6 +36,16 @@ EXPECTED_WEIGHTS = {
 }
 
 
+def _fresh(trainer: str, configuration: str) -> bool:
+    return configuration == "2d" and trainer in FRESH_PREDICTION
+
+
+def _validation(trainer: str, configuration: str) -> str:
+    """nnU-Net's end-of-training validation is the prediction test of the runs not predicted in a fresh process
+    (without test-time mirroring); the others skip it (``e2e_helpers.with_budget``)."""
+    return "off" if _fresh(trainer, configuration) else "no_mirroring"
+
+
 def _tag(trainer: str, config: str) -> str:
     return f"{trainer}_budget_{config}"
 
@@ -56,14 +67,14 @@ def runs(hippocampus, e2e_workspace) -> Dict[Tuple[str, str], dict]:
     for trainer, configuration in RUNS:
         config, tag = ds.configs[configuration], _tag(trainer, ds.configs[configuration])
         trainings.append(pr.Job(["nnUNetv2_train", str(ds.dataset_id), config, "0", "-tr", f"{trainer}_budget",
-                                 "-device", "cpu"], h.with_budget(ws.env, 1, 2, 1), ws.logs / f"train_{tag}.log",
+                                 "-device", "cpu"], h.with_budget(ws.env, 1, 2, 1, _validation(trainer, configuration)),
+                                ws.logs / f"train_{tag}.log",
                                 f"nnUNetv2_train 4 {config} 0 -tr {trainer}_budget"))
     out = {run: {"train": ran, "train_log": job.log}
            for run, job, ran in zip(RUNS, trainings, pr.run_jobs(trainings, check=False))}
     predictions, predicted = [], []
     for trainer, configuration in RUNS:
-        if (configuration != "2d" or trainer not in FRESH_PREDICTION
-                or out[(trainer, configuration)]["train"].returncode != 0):
+        if not _fresh(trainer, configuration) or out[(trainer, configuration)]["train"].returncode != 0:
             continue
         config, tag = ds.configs[configuration], _tag(trainer, ds.configs[configuration])
         inputs = h.link_inputs(ds, [case], ws.root / "predict_in" / tag)
@@ -97,8 +108,11 @@ def test_architecture_trainer_trains_and_predicts(runs, hippocampus, e2e_workspa
     if trainer != "nnUNetTrainerSelectiveKernel":
         assert not any(k.endswith(".temperature") for k in keys), "an SACM layer in a trainer without SACM"
         assert "SACM temperature" not in ran.output
-    assert (model / "fold_0" / "validation" / "summary.json").is_file(), "nnU-Net's validation did not finish"
-    if configuration != "2d" or trainer not in FRESH_PREDICTION:
+    if _fresh(trainer, configuration):  # nnUNetMSA_validation=off: no validation, said in the log
+        assert not (model / "fold_0" / "validation").exists() and "validation is skipped" in ran.output
+    else:
+        assert "validating without test-time mirroring" in ran.output
+        assert (model / "fold_0" / "validation" / "summary.json").is_file(), "nnU-Net's validation did not finish"
         # 3d (and 2d runs not in FRESH_PREDICTION): the prediction is nnU-Net's own validation inside nnUNetv2_train (its nnUNetPredictor, sliding window
         # over the whole case, resampled to the raw geometry); the 2d runs of the same trainers test nnUNetv2_predict
         for case in ds.val_ids:

@@ -39,7 +39,7 @@ def _results(ws, name: str = "dependable") -> Path:
 
 
 def _env(ws, results: Optional[Path] = None, **extra: str) -> Dict[str, str]:
-    env = h.with_budget(ws.env, EPOCHS, ITERATIONS, 1)
+    env = h.with_budget(ws.env, EPOCHS, ITERATIONS, 1, validation="off")  # checkpoints are the subject here
     env["nnUNet_results"] = str(results or _results(ws))
     env.update(nnUNetMSA_save_every="1", nnUNetMSA_anneal_fraction="1.0", nnUNetMSA_seed=str(SEED),
                nnUNet_n_proc_DA="0")  # one process: the seeded patches come in a fixed order

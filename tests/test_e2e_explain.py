@@ -95,8 +95,8 @@ def test_explain_hippocampus(hippocampus, e2e_workspace, tmp_path, config, kind,
 
 @pytest.fixture(scope="module")
 def acdc_model(shared_data, e2e_workspace) -> Dict:
-    """8 ACDC volumes (symlinks) planned and preprocessed for 2d, MSA2 trained 1 iteration (batch 2) with
-    nnU-Net's end-of-training validation on one volume."""
+    """8 ACDC volumes (symlinks) planned and preprocessed for 2d, MSA2 trained 1 iteration (batch 2), without
+    nnU-Net's end-of-training validation (explain is the subject)."""
     from nnunet_msa.pipeline.plans_edit import add_inherited_configuration, write_split
 
     ws = e2e_workspace
@@ -112,13 +112,14 @@ def acdc_model(shared_data, e2e_workspace) -> Dict:
     meta = json.loads((src / "dataset.json").read_text())
     meta["numTraining"] = len(ACDC_CASES)
     (raw / "dataset.json").write_text(json.dumps(meta, indent=1))
-    h.run(["nnUNetv2_plan_and_preprocess", "-d", str(ACDC_ID), "-c", "2d", "-np", "1"], ws.env,
+    h.run(["nnUNetv2_plan_and_preprocess", "-d", str(ACDC_ID), "-c", "2d", "-np", "1", "-npfp", "1"], ws.env,
           ws.logs / "acdc_plan_and_preprocess.log", label="nnUNetv2_plan_and_preprocess ACDC (8 volumes) -c 2d")
     pre = ws.preprocessed / raw.name
     config = add_inherited_configuration(str(pre), "2d", "2d_bs2", 2)
     write_split(str(pre), ACDC_CASES[:7], ACDC_CASES[7:])
     h.run(["nnUNetv2_train", str(ACDC_ID), config, "0", "-tr", TRAINER, "-device", "cpu"],
-          h.with_budget(ws.env, 1, 1, 1), ws.logs / "acdc_train.log", label=f"nnUNetv2_train ACDC {config}")
+          h.with_budget(ws.env, 1, 1, 1, validation="off"), ws.logs / "acdc_train.log",
+          label=f"nnUNetv2_train ACDC {config}")
     return dict(model=ws.results / raw.name / f"{TRAINER}__nnUNetPlans__{config}", raw=raw, case=ACDC_CASES[7])
 
 

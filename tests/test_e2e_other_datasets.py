@@ -37,7 +37,7 @@ def _prepare(ws, dataset_id: int, name: str, make_raw, n_train: int, n_val: int,
     cases = make_raw(raw)
     assert len(cases) >= n_train + n_val + n_predict
     runs = {}
-    runs["plan"] = h.run(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", "2d", "-np", "1"],
+    runs["plan"] = h.run(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", "2d", "-np", "1", "-npfp", "1"],
                          ws.env, ws.logs / f"{name}_plan_and_preprocess.log",
                          label=f"nnUNetv2_plan_and_preprocess {name} -c 2d")
     ds = h.dataset_from_raw(dataset_id, raw, ws.preprocessed)

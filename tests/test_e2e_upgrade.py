@@ -190,7 +190,7 @@ def test_plans_for_a_preset_train_that_preset_network(hippocampus, e2e_workspace
         data.symlink_to(ds.preprocessed_dir / "nnUNetPlans_2d", target_is_directory=True)
     config = add_inherited_configuration(str(ds.preprocessed_dir), "2d", "2d_bs4", 4, plans_name=plans_name)
     results = tmp_path / "nnUNet_results"
-    env = h.with_budget(ws.env, 1, 1, 1)
+    env = h.with_budget(ws.env, 1, 1, 1, validation="off")
     env.update(nnUNet_results=str(results), nnUNet_n_proc_DA="0")
 
     def train(trainer: str, check: bool = True) -> h.Ran:

@@ -212,8 +212,9 @@ def test_protocol_end_to_end_tiny(shared_data, hippocampus, tmp_path):
     base = [sys.executable, "-m", "benchmarks.protocol", "--data", str(shared_data), "--workspace", str(workspace),
             "--results", str(results), "--iterations", "2", "--iterations-per-epoch", "1", "--max-test-cases", "3",
             "--max-train-cases", "10", "--max-validation-cases", "1", "--bootstrap", "500", "--ratios", str(ratios),
-            "--n-proc-da", "0"]  # augmentation in the trainer's process: no worker imports torch for 1-iteration epochs
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+            "--n-proc-da", "0", "--n-proc-predict", "0"]  # no worker processes (each imports torch) for tiny runs
+    # the protocol scores the test cases with nnUNetv2_predict; nnU-Net's end-of-training validation is not part of it
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", nnUNetMSA_validation="off")
     # the session's hippocampus, converted and preprocessed by nnU-Net's commands (the benchmark smoke test covers
     # the workspace's own conversion and planning): the protocol takes it as it is and writes its own split
     for source, sub in ((hippocampus.raw_dir, "nnUNet_raw"), (hippocampus.preprocessed_dir, "nnUNet_preprocessed")):

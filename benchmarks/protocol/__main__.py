@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=DEFAULT_RESULTS, help="the run records (the cache; kept in git)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--n-proc-da", type=int, default=2, help="nnUNet_n_proc_DA of the training runs")
+    p.add_argument("--n-proc-predict", type=int, default=1,
+                   help="nnUNetv2_predict's -npp and -nps (0: in one process, for tiny runs)")
     p.add_argument("--max-test-cases", type=int, default=None, help="tiny runs: only this many test cases")
     p.add_argument("--max-train-cases", type=int, default=None, help="tiny runs: only this many training cases")
     p.add_argument("--max-validation-cases", type=int, default=None,
@@ -94,7 +96,8 @@ def main(argv=None) -> int:
                     for trainer in trainers:
                         key = run_key(pplan, trainer, iterations, seed, split)
                         run_cached(ws, pplan, split, key, args.results, args.device, args.n_proc_da,
-                                   resume=not args.no_resume, log=lambda m: print(m, flush=True))
+                                   resume=not args.no_resume, log=lambda m: print(m, flush=True),
+                                   n_proc_predict=args.n_proc_predict)
         rows = load_rows(args.results, name, split.digest)
         if not rows:
             print(f"[protocol] {name}: no records yet")

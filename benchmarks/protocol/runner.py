@@ -107,9 +107,10 @@ def checkpoint_epoch(fold: str) -> Optional[int]:
 
 def execute_run(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, device: str = "cpu",
                 n_proc_da: int = 2, keep_checkpoint: bool = True, resume: bool = True,
-                log=print) -> Dict[str, Any]:
+                log=print, n_proc_predict: int = 1) -> Dict[str, Any]:
     """Train, predict and score one run; returns its record (not yet written). ``resume``: an unfinished run of
-    the same key goes on from its last checkpoint (else, and without a checkpoint, it starts clean)."""
+    the same key goes on from its last checkpoint (else, and without a checkpoint, it starts clean).
+    ``n_proc_predict``: ``nnUNetv2_predict``'s ``-npp`` and ``-nps`` (0: in its own process, for tiny runs)."""
     dataset = pplan.plan.dataset
     run_root = os.path.join(ws.root, "protocol_runs", key.plan, key.name)
     results = os.path.join(run_root, "nnUNet_results")
@@ -142,7 +143,8 @@ def execute_run(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, d
     pred_dir = os.path.join(run_root, "test_predictions")
     predict_args = [nnunet_command("nnUNetv2_predict"), "-i", test_images_dir(ws, pplan, split), "-o", pred_dir,
                     "-d", str(dataset.dataset_id), "-c", configuration, "-tr", budget_trainer, "-f", "0",
-                    "-chk", "checkpoint_final.pth", "-device", device, "-npp", "1", "-nps", "1"]
+                    "-chk", "checkpoint_final.pth", "-device", device, "-npp", str(n_proc_predict),
+                    "-nps", str(n_proc_predict)]
     predict_wall = run_command(predict_args, env, os.path.join(run_root, "predict.log"))
     dice = score_test_set(pred_dir, ws.raw_dir(dataset), list(split.test))
     if not keep_checkpoint:
@@ -204,7 +206,8 @@ def write_record(path: str, record: Dict[str, Any]) -> None:
 
 
 def run_cached(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, results_dir: str,
-               device: str = "cpu", n_proc_da: int = 2, resume: bool = True, log=print) -> Dict[str, Any]:
+               device: str = "cpu", n_proc_da: int = 2, resume: bool = True, log=print,
+               n_proc_predict: int = 1) -> Dict[str, Any]:
     """The record of ``key``: read from ``results_dir`` if there, else trained, predicted and written."""
     path = key.record_path(results_dir)
     for existing in [path] + key.same_run_paths(results_dir, signature_hashes(key.trainer)):
@@ -214,7 +217,8 @@ def run_cached(ws: Workspace, pplan: ProtocolPlan, split: Split, key: RunKey, re
             return record
     t0 = time.time()
     log(f"  run: {key.plan} {key.trainer} {key.iterations} its seed {key.seed}")
-    record = execute_run(ws, pplan, split, key, device, n_proc_da, resume=resume, log=log)
+    record = execute_run(ws, pplan, split, key, device, n_proc_da, resume=resume, log=log,
+                         n_proc_predict=n_proc_predict)
     write_record(path, record)
     fg = [sum(v.values()) / len(v) for v in record["test_dice"].values()]
     log(f"  done in {time.time() - t0:.0f} s: test Dice {sum(fg) / len(fg):.4f} over {len(fg)} cases, "

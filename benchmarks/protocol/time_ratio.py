@@ -72,7 +72,8 @@ def train_once(ws: Workspace, pplan: ProtocolPlan, trainer: str, epochs: int, se
     results = tempfile.mkdtemp(prefix="time_ratio_results_")
     try:
         env = ws.env(epochs=epochs, iterations=pplan.iterations_per_epoch, val_iterations=1)
-        env.update({"nnUNet_results": results, "nnUNetMSA_seed": str(seed), "nnUNet_n_proc_DA": str(n_proc_da)})
+        env.update({"nnUNet_results": results, "nnUNetMSA_seed": str(seed), "nnUNet_n_proc_DA": str(n_proc_da),
+                    "nnUNetMSA_validation": "off"})  # only the epoch times are kept
         args = [nnunet_command("nnUNetv2_train"), str(dataset.dataset_id), configuration, "0", "-tr", budget_trainer,
                 "-device", device]
         busy0, own0 = _busy_cpu_seconds(), _children_cpu_seconds()

@@ -4,7 +4,9 @@ budget, read from the environment so the real ``nnUNetv2_train`` command can run
     nnUNetMSA_epochs (default 1), nnUNetMSA_iterations (iterations per epoch, default 2),
     nnUNetMSA_val_iterations (default 1), nnUNetMSA_save_every (epochs between checkpoint_latest.pth saves,
     default nnU-Net's 50), nnUNetMSA_anneal_fraction (MSA2: fraction of all iterations over which the SACM
-    temperature anneals, default the trainer's 0.1).
+    temperature anneals, default the trainer's 0.1), nnUNetMSA_validation (nnU-Net's end-of-training validation:
+    ``full``, the default, as nnU-Net runs it; ``no_mirroring``, the same without test-time mirroring, 4x (2D) or 8x
+    (3D) fewer forward passes; ``off``, none: for timing runs and tests whose subject is not the validation).
 
 Every ablation, architecture and experiment trainer has one too (``nnUNetTrainerMSA2_noBridge_budget``,
 ``nnUNetTrainerFIAS_budget``, ``nnUNetTrainerMSA2_fast_budget``, ..., generated), for the comparison benchmark
@@ -25,6 +27,9 @@ from nnunet_msa.training.hypothesis_trainers import EXPERIMENT_TRAINERS, FORMER_
 from nnunet_msa.training.nnunet_trainer_msa2 import nnUNetTrainerMSA2, nnUNetTrainerMSA2Full, nnUNetTrainerMSA2_fast
 from nnunet_msa.training.seeding import SeedFromEnvironmentMixin
 from nnunet_msa.training.trainer_subclass import trainer_subclass
+
+
+VALIDATION_MODES = ("full", "no_mirroring", "off")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -52,6 +57,24 @@ class _BudgetMixin:
                 self.anneal_fraction = float(fraction)
             except ValueError as e:
                 raise ValueError(f"nnUNetMSA_anneal_fraction={fraction!r} must be a number in (0, 1]") from e
+
+    def perform_actual_validation(self, save_probabilities: bool = False) -> None:
+        """nnU-Net's validation as ``$nnUNetMSA_validation`` asks (``VALIDATION_MODES``). ``no_mirroring`` clears
+        the mirroring axes only while it runs: the checkpoints, written before, keep them for ``nnUNetv2_predict``."""
+        mode = os.environ.get("nnUNetMSA_validation", "").strip() or "full"
+        if mode not in VALIDATION_MODES:
+            raise ValueError(f"nnUNetMSA_validation={mode!r}: use one of {', '.join(VALIDATION_MODES)}")
+        if mode == "off":
+            self.print_to_log_file("nnUNetMSA_validation=off: the end-of-training validation is skipped")
+            return
+        axes = self.inference_allowed_mirroring_axes
+        if mode == "no_mirroring":
+            self.print_to_log_file("nnUNetMSA_validation=no_mirroring: validating without test-time mirroring")
+            self.inference_allowed_mirroring_axes = None
+        try:
+            super().perform_actual_validation(save_probabilities)
+        finally:
+            self.inference_allowed_mirroring_axes = axes
 
     def save_checkpoint(self, filename: str) -> None:
         """nnU-Net's checkpoint, written beside ``filename`` and then renamed onto it (atomic on one file system)."""
