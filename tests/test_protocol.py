@@ -185,6 +185,31 @@ def test_records_are_found_under_any_value_of_a_neutral_option(tmp_path):
     assert trainer in labels and f"nnUNetTrainerMSA2_renamed@{changed}" in labels
 
 
+def test_seeds_of_one_network_under_two_names_are_one_row(tmp_path):
+    """Seed 0 recorded under the default's former name, seed 1 under ``nnUNetTrainerMSA2`` (the same options): one
+    row of two seeds named after today's default with the former name beside it, so that the report pairs both
+    seeds against nnU-Net (the 3d_fullres default had been split into two one-seed rows); a seed recorded under both
+    names counts once; another budget stays its own row."""
+    from benchmarks.protocol.design import RunKey, signature_hash
+    from benchmarks.protocol.report import load_rows
+
+    h = signature_hash("nnUNetTrainerMSA2")
+    former = "nnUNetTrainerMSA2_inputHeLightShared"
+    assert signature_hash(former) == h  # the alias the records were made under still builds the same network
+    for trainer, its, seed, dice in ((former, 1000, 0, 0.8), ("nnUNetTrainerMSA2", 1000, 1, 0.9),
+                                     ("nnUNetTrainerMSA2", 1000, 0, 0.1), ("nnUNetTrainerMSA2", 2000, 0, 0.7)):
+        key = RunKey("hippocampus_3d_fullres", trainer, its, 2, seed, "abc", h)
+        path = Path(key.record_path(str(tmp_path)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": key.as_dict(), "test_dice": {"c1": {"A": dice}}}))
+    rows = {(r.label, r.iterations): r for r in load_rows(str(tmp_path), "hippocampus_3d_fullres")}
+    assert set(rows) == {(f"nnUNetTrainerMSA2 (= {former})", 1000), ("nnUNetTrainerMSA2", 2000)}
+    merged = rows[(f"nnUNetTrainerMSA2 (= {former})", 1000)]
+    assert merged.seeds == [0, 1]
+    # seed 0 once: the record found first in path order ("..._inputHe..." sorts before "..._it1000...")
+    assert merged.scores(["c1"])[:, 0].tolist() == [0.8, 0.9]
+
+
 def _stop_when_second_epoch_starts(proc: subprocess.Popen, runs: Path, name_start: str, timeout: float = 900):
     """Kill ``proc``'s process group once a run folder ``name_start*`` logs ``Epoch 1`` (after nnU-Net saved the
     checkpoint of epoch 0): a session closed in the middle of a run."""

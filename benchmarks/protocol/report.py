@@ -98,8 +98,12 @@ class Row:
 
 
 def load_rows(results_dir: str, plan: str, split_digest: Optional[str] = None) -> List[Row]:
-    """Rows of every record of ``plan`` (of one split, if given)."""
-    rows: Dict[Tuple[str, int], Row] = {}
+    """Rows of every record of ``plan`` (of one split, if given). Records of one network are one row whatever name
+    they were recorded under: a seed trained as ``nnUNetTrainerMSA2_inputHeLightShared`` and one trained as
+    ``nnUNetTrainerMSA2`` after that network became the default share the row ``nnUNetTrainerMSA2 (= the former
+    name)``. A seed recorded twice for one network (never by the runner, which finds the first) counts once."""
+    groups: Dict[Tuple[str, int], Row] = {}
+    aliases: Dict[Tuple[str, int], List[str]] = defaultdict(list)
     names = trainer_names_by_signature()
     for path in sorted(glob.glob(os.path.join(results_dir, plan, "*.json"))):
         with open(path) as f:
@@ -111,23 +115,32 @@ def load_rows(results_dir: str, plan: str, split_digest: Optional[str] = None) -
         # the trainer that has these options today (the first name of nnunet_msa.training's list, so the default's
         # name), with the recorded name beside it when that still has the same options
         known = names.get(key["signature"])
+        alias = None
         if known is None:
             try:  # a name no class has (``+plannedRF``): itself if its options are still these
                 current = key["signature"] in signature_hashes(trainer)
             except ValueError:
                 current = False
-            label = trainer if current else (_planned_trainer_with(key["signature"], names) or
-                                             f"{trainer}@{key['signature']}")
-        elif known == trainer:
-            label = trainer
+            network = trainer if current else (_planned_trainer_with(key["signature"], names) or
+                                               f"{trainer}@{key['signature']}")
         else:
-            try:
-                same = key["signature"] in signature_hashes(trainer)
-            except ValueError:
-                same = False
-            label = f"{known} (= {trainer})" if same else known
-        rows.setdefault((label, key["iterations"]), Row(label, trainer, key["iterations"])).records.append(rec)
-    return sorted(rows.values(), key=lambda r: (r.label != BASELINE, r.label, r.iterations))
+            network = known
+            if known != trainer:
+                try:
+                    alias = trainer if key["signature"] in signature_hashes(trainer) else None
+                except ValueError:
+                    alias = None
+        gk = (network, key["iterations"])
+        row = groups.setdefault(gk, Row(network, trainer, key["iterations"]))
+        if key["seed"] in row.seeds:
+            continue
+        row.records.append(rec)
+        if alias is not None and alias not in aliases[gk]:
+            aliases[gk].append(alias)
+    for gk, row in groups.items():
+        if aliases[gk]:
+            row.label = f"{row.label} (= {', '.join(sorted(aliases[gk]))})"
+    return sorted(groups.values(), key=lambda r: (r.label != BASELINE, r.label, r.iterations))
 
 
 def _fmt_ms(values: List[float]) -> str:
