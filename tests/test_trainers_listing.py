@@ -39,7 +39,7 @@ RENAMED = {
     "msa2_split": "msa2_splitCandidates",
 }
 #: experiments added after the rename (no former name)
-NEW_EXPERIMENTS = {"msa2_bottleneck"}
+NEW_EXPERIMENTS = {"msa2_bottleneck", "msa2_bottleneck_K2_lowestStageOnly"}
 PRODUCT_PRESETS = {"msa2", "msa2_fast", "msa2_lowMemory", "msa2_full", "msa2_noBridge", "msa2_noMASAG", "msa2_noSACM",
                    "msa2_noTempAnneal", "msa2_bridgeOnly", "attention_gate", "cbam", "fias", "qtseg", "se",
                    "selective_kernel"}
